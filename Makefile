@@ -1,0 +1,39 @@
+# The README's two commands. Both work on a fresh clone: they create .venv and install what they need.
+#   make demo   one benchmark on the default board (host), recorded in ./mlflow.db
+#   make test   the test suite (also what .ci/run calls)
+
+BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+PYTHON      := $(VENV)/bin/python
+INSTALLED   := $(VENV)/.installed
+# Debian packages the tests need (none yet; QEMU and the Arm toolchain arrive with the firmware).
+DEBIAN_PACKAGES :=
+
+.PHONY: demo test install debian-packages clean
+
+$(PYTHON):
+	$(BOOT_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+
+$(INSTALLED): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(INSTALLED)
+
+debian-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+demo: install
+	$(PYTHON) -m unpu
+	@echo "Open the MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  (http://127.0.0.1:5000)"
+
+test: install debian-packages
+	$(PYTHON) -m pytest
+
+clean:
+	rm -rf outputs multirun .unpu_cache mlruns mlartifacts .pytest_cache

@@ -1,0 +1,81 @@
+"""The command line: fast paths import nothing heavy; bad input gets one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_unpu
+
+HEAVY = ("tensorflow", "keras", "mlflow", "tflite_micro", "ai_edge_litert")
+
+PROBE = """
+import runpy, sys
+sys.argv = ["unpu", *{args!r}]
+try:
+    runpy.run_module("unpu", run_name="__main__")
+except SystemExit:
+    pass
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))
+print("HEAVY=" + ",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["model=dscnn", "quant=int16x8", "--cfg", "job"]])
+def test_help_and_cfg_import_no_tensorflow_mlflow_or_tflm(args):
+    out = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY=\n" in out.stdout, out.stdout[-500:]
+    assert "board" in out.stdout
+
+
+def test_help_lists_every_group_choice():
+    out = run_unpu(["--help"], REPO)
+    for line in ("board: alif_e7, corstone300, cv1800b, esp32s3, gap8, host, hxwe2, max78000, max78002, mcxn947,"
+                 " qemu_m4, qemu_m55, stm32h7a3, stm32n6",
+                 "quant: float32, int16x8, int8, int8_per_tensor",
+                 "model: ad_fc, autoencoder, dscnn, file, mobilenet, nas, resnet, resnet8, simplenet, yolov1"):
+        assert line in out.stdout
+
+
+def test_board_without_adapter_exits_2_with_one_line(tmp_path):
+    out = run_unpu(["board=gap8"], tmp_path, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "board 'gap8' (support: planned) cannot run yet: missing" in lines[0]
+    assert not (tmp_path / "mlflow.db").exists()  # stopped before any work
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=file", "model.path=/nonexistent.tflite"], "model file not found: /nonexistent.tflite"),
+    (["model=file"], "model=file needs model.path=PATH"),
+    (["model=file", "model.path=README.md"], "is not .tflite, .keras, .h5"),
+    (["bench.iterations=0"], "bench.iterations must be >= 1"),
+    (["meter=joulescope"], "meter=joulescope cannot run yet"),
+])
+def test_bad_input_one_line_nonzero(tmp_path, args, message):
+    out = run_unpu(args, tmp_path, timeout=120)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_corrupt_tflite_one_line(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"TFL3 this is not a flatbuffer" * 10)
+    out = run_unpu(["model=file", f"model.path={bad}"], tmp_path, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a valid .tflite" in lines[0], out.stderr
+
+
+def test_unknown_group_choice_lists_choices(tmp_path):
+    out = run_unpu(["board=nosuchboard"], tmp_path, timeout=120)
+    assert out.returncode != 0
+    assert "Could not find 'board/nosuchboard'" in out.stderr
+    assert "Available options in 'board'" in out.stderr and "gap8" in out.stderr

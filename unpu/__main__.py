@@ -1,0 +1,67 @@
+"""`python -m unpu` / `unpu`: one benchmark job, or a sweep with -m (Hydra multirun).
+
+Only Hydra and OmegaConf are imported here, so `--help` and `--cfg job` stay fast; TensorFlow,
+MLflow and TFLite Micro load inside the job when it needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("unpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info/warnings drown the run's own log
+
+
+def _config_dir() -> str:
+    packaged = Path(__file__).resolve().parent / "conf"  # a wheel install ships conf/ inside the package
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf")
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path=_config_dir(), config_name="config")
+def _task(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from unpu.pipeline import JobFailed, UsageError, record_rejected, run_job
+    from unpu.tracking import read_parent_run_id
+
+    multirun = _is_multirun()
+    hydra_cfg = HydraConfig.get()
+    parent = os.environ.get("UNPU_PARENT_RUN_ID") or (read_parent_run_id(hydra_cfg.sweep.dir) if multirun else None)
+    try:
+        result = run_job(cfg, Path(hydra_cfg.runtime.output_dir), parent)
+    except UsageError as exc:
+        print(f"unpu: {exc}", file=sys.stderr)
+        if multirun:
+            record_rejected(cfg, parent, str(exc))
+            return None
+        sys.exit(2)
+    except JobFailed as exc:
+        print(f"unpu: run FAILED ({cfg.board.name}/{cfg.model.name}/{cfg.quant.name}): {exc} "
+              f"[MLflow run {exc.run_id}]", file=sys.stderr)
+        if multirun:
+            return None
+        sys.exit(1)
+    return result.metrics.get("latency/total_us")
+
+
+def main() -> None:
+    _task()
+    if os.environ.get("UNPU_SWEEP_FAILED"):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""What a person sees at the end of a run or a sweep (rich when on a terminal, plain otherwise)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+STAGE_ROWS = ("init", "input", "inference", "output", "post", "total")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False)
+
+
+def ui_hint(uri: str) -> str:
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)"
+    return f"open {uri} in a browser"
+
+
+def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run_id: str, uri: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("stage")
+    table.add_column("median µs", justify="right")
+    table.add_column("min µs", justify="right")
+    table.add_column("max µs", justify="right")
+    for stage in STAGE_ROWS:
+        key = f"latency/{stage}_us"
+        if key in metrics:
+            table.add_row(stage, *(f"{metrics.get(key + suffix, float('nan')):,.1f}" for suffix in ("", "_min", "_max")))
+    console = _console()
+    console.print(table)
+    notes = [f"latency source: {tags.get('source.latency')}"]
+    for key in ("memory/arena", "memory/model", "model/params", "model/macs", "validation/max_abs_diff_lsb",
+                "validation/top1_agree"):
+        if key in metrics:
+            notes.append(f"{key} = {metrics[key]:g}")
+    console.print("  ".join(notes))
+    console.print(f"MLflow run {run_id}  —  {ui_hint(uri)}")
+
+
+def sweep_summary(parent_run_id: str, jobs: int, failed: int, uri: str) -> None:
+    status = "all finished" if not failed else f"{failed} FAILED"
+    _console().print(f"sweep: {jobs} jobs, {status}; MLflow parent run {parent_run_id}  —  {ui_hint(uri)}")

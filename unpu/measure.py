@@ -1,0 +1,170 @@
+"""Measurement over the DUT protocol: timed windows, per-stage statistics and output validation.
+
+One window is one `infer N W` command: the device re-initialises the runtime (`init`), runs W
+warm-ups, then N timed inferences; `stages%` gives init once and the per-inference mean of
+input/inference/output/post. Statistics are taken across windows (median, min, max, std), as the
+MLPerf Tiny rules take the median of windows. Per-window values are kept for `step` logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unpu.protocol import STAGES, DutClient, InferResult, StageTime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Window:
+    iterations: int
+    window_us: float
+    stages: dict[str, StageTime]
+
+    @property
+    def total_us(self) -> float:
+        return sum(self.stages[s].us for s in STAGES)
+
+
+@dataclass
+class Measurement:
+    windows: list[Window] = field(default_factory=list)
+    clock_hz: int = 0
+    timer: str = ""
+
+    def stage_series(self, stage: str) -> list[float]:
+        if stage == "total":
+            return [w.total_us for w in self.windows]
+        return [w.stages[stage].us for w in self.windows]
+
+    def cycle_series(self, stage: str) -> list[int]:
+        return [w.stages[stage].cycles for w in self.windows]
+
+    def ips_series(self) -> list[float]:
+        return [w.iterations / (w.window_us * 1e-6) for w in self.windows if w.window_us > 0]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"median": float(np.median(arr)), "min": float(arr.min()), "max": float(arr.max()),
+            "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+
+
+def latency_metrics(m: Measurement) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for stage in (*STAGES, "total"):
+        s = summary(m.stage_series(stage))
+        out[f"latency/{stage}_us"] = s["median"]
+        for stat in ("min", "max", "std"):
+            out[f"latency/{stage}_us_{stat}"] = s[stat]
+    ips = m.ips_series()
+    if ips:
+        out["throughput/ips"] = float(np.median(ips))
+    return out
+
+
+def window_metrics(m: Measurement) -> list[dict[str, float]]:
+    """Per-window values, logged with step = window index."""
+    rows = []
+    for w in m.windows:
+        row = {f"latency/{s}_us": w.stages[s].us for s in STAGES}
+        row["latency/total_us"] = w.total_us
+        if w.window_us > 0:
+            row["throughput/ips"] = w.iterations / (w.window_us * 1e-6)
+        rows.append(row)
+    return rows
+
+
+def run_windows(client: DutClient, input_bytes: bytes, bench: Any) -> Measurement:
+    info = client.info()
+    m = Measurement(clock_hz=info.clock_hz, timer=info.timer)
+    client.load_input(input_bytes)
+    iterations = _iterations_for_window(client, bench)
+    for index in range(int(bench.windows)):
+        result: InferResult = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
+        stages = client.stages()
+        m.windows.append(Window(iterations, result.window_us, stages))
+        log.info("window %d/%d: inference %.1f us, total %.1f us", index + 1, int(bench.windows),
+                 stages["inference"].us, m.windows[-1].total_us)
+    return m
+
+
+def _iterations_for_window(client: DutClient, bench: Any) -> int:
+    """bench.iterations, grown so one window lasts at least bench.min_window_s (MLPerf: 10 s)."""
+    iterations = int(bench.iterations)
+    if float(bench.min_window_s) <= 0:
+        return iterations
+    probe = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
+    per_inference_s = max(probe.window_us * 1e-6 / iterations, 1e-9)
+    needed = math.ceil(float(bench.min_window_s) / per_inference_s)
+    return max(iterations, needed)
+
+
+# -- validation against the LiteRT reference ---------------------------------------------------------
+
+@dataclass
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float | None
+    zero_point: int | None
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        if self.dtype.kind == "f":
+            return x.astype(self.dtype).reshape(self.shape)
+        info = np.iinfo(self.dtype)
+        q = np.round(x / self.scale) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(self.dtype).reshape(self.shape)
+
+
+class Reference:
+    """The quantized model in ai_edge_litert with TFLite's reference kernels (BUILTIN_REF)."""
+
+    def __init__(self, model: bytes) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self.interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def tensor_spec(self, details: dict) -> TensorSpec:
+        scale, zp = details["quantization"]
+        return TensorSpec(tuple(int(d) for d in details["shape"]), np.dtype(details["dtype"]),
+                          scale or None, zp if scale else None)
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self.tensor_spec(self.inp)
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self.tensor_spec(self.out)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.interp.set_tensor(self.inp["index"], x)
+        self.interp.invoke()
+        return self.interp.get_tensor(self.out["index"]).copy()
+
+
+def validate(client: DutClient, reference: Reference, inputs: list[np.ndarray], classification: bool) -> dict[str, float]:
+    """Device output vs the reference on each input: max |diff| (LSB) and top-1 agreement."""
+    out_spec = reference.output_spec
+    diffs, agree = [], []
+    for x in inputs:
+        client.load_input(x.tobytes())
+        client.infer(1, 0)
+        device = np.frombuffer(client.output(), dtype=out_spec.dtype).reshape(out_spec.shape)
+        expected = reference.run(x)
+        diffs.append(float(np.max(np.abs(device.astype(np.float64) - expected.astype(np.float64)))))
+        agree.append(int(np.argmax(device)) == int(np.argmax(expected)))
+    key = "validation/max_abs_diff" if out_spec.dtype.kind == "f" else "validation/max_abs_diff_lsb"
+    metrics = {key: max(diffs), "validation/inputs": float(len(inputs))}
+    if classification:
+        metrics["validation/top1_agree"] = float(np.mean(agree))
+    return metrics
