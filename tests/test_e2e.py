@@ -10,7 +10,11 @@ import pytest
 from conftest import MlflowServer, metrics_of, run_unpu, search_runs, tags_of
 
 ZOO = ["simplenet", "resnet", "nas", "autoencoder", "yolov1", "mobilenet", "dscnn", "resnet8", "ad_fc"]
-CONV_NETS = ["simplenet", "resnet", "nas", "yolov1", "mobilenet", "dscnn", "resnet8"]
+# TFLite Micro and LiteRT's reference kernels agree bit for bit on CONV_2D, DEPTHWISE_CONV_2D, pooling,
+# ADD and SOFTMAX. On FULLY_CONNECTED they can differ by 1 LSB: TFLM requantizes with gemmlowp's double
+# rounding, LiteRT's reference FC rounds once (seen: exact 16.4997 -> TFLM 17, LiteRT 16).
+PURE_CONV_NETS = ["simplenet", "resnet", "yolov1"]
+CONV_NETS_WITH_FC_HEAD = ["nas", "mobilenet", "dscnn", "resnet8"]
 STAGE_METRICS = [f"latency/{s}_us" for s in ("init", "input", "inference", "output", "post", "total")]
 FAST = ["bench.windows=3", "bench.iterations=5", "bench.warmup=1", "bench.validation_inputs=10"]
 
@@ -56,8 +60,10 @@ def test_zoo_sweep_all_models_then_cached(tmp_path):
         assert run.data.tags["source.latency"] == "measured" and run.data.tags["cache.quantized"] == "miss"
         by_model[run.data.tags["model"]] = run
     assert set(by_model) == set(ZOO)
-    for model in CONV_NETS:
+    for model in PURE_CONV_NETS:
         assert by_model[model].data.metrics["validation/max_abs_diff_lsb"] == 0, model
+    for model in CONV_NETS_WITH_FC_HEAD + ["autoencoder", "ad_fc"]:
+        assert by_model[model].data.metrics["validation/max_abs_diff_lsb"] <= 1, model
     for model in ("simplenet", "resnet", "nas", "mobilenet", "dscnn", "resnet8"):
         assert "validation/top1_agree" in by_model[model].data.metrics
     assert by_model["simplenet"].data.metrics["model/params"] == 383012
@@ -95,7 +101,7 @@ def test_quant_modes_on_two_models(tmp_path, shared_cache):
         assert run.info.status == "FINISHED", run.data.tags.get("unpu.error")
         assert run.data.metrics["latency/inference_us"] > 0
     dscnn = {r.data.tags["quant"]: r.data.metrics for r in children if r.data.tags["model"] == "dscnn"}
-    assert dscnn["int16x8"]["validation/max_abs_diff_lsb"] == 0
+    assert dscnn["int16x8"]["validation/max_abs_diff_lsb"] <= 1  # FC head: see CONV_NETS_WITH_FC_HEAD
     assert "validation/max_abs_diff" in dscnn["float32"]  # float output: a difference in float, not LSB
 
 

@@ -39,10 +39,11 @@ def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run
                 "validation/top1_agree"):
         if key in metrics:
             notes.append(f"{key} = {metrics[key]:g}")
-    console.print("  ".join(notes))
-    console.print(f"MLflow run {run_id}  —  {ui_hint(uri)}")
+    console.print("  ".join(notes), soft_wrap=True)
+    console.print(f"MLflow run {run_id}  —  {ui_hint(uri)}", soft_wrap=True)
 
 
 def sweep_summary(parent_run_id: str, jobs: int, failed: int, uri: str) -> None:
     status = "all finished" if not failed else f"{failed} FAILED"
-    _console().print(f"sweep: {jobs} jobs, {status}; MLflow parent run {parent_run_id}  —  {ui_hint(uri)}")
+    _console().print(f"sweep: {jobs} jobs, {status}; MLflow parent run {parent_run_id}  —  {ui_hint(uri)}",
+                     soft_wrap=True)

@@ -48,9 +48,9 @@ class SyntheticDataset:
     - vibration (axes/samples, bins), e.g. the seed autoencoder's (3, 256): magnitude spectra
       in [0, 1] along the last axis: harmonics of a random shaft frequency over a 1/f noise
       floor, one row per axis/sample.
-    - features (640,) = 5 frames × 128 log-mel bins (MLPerf AD): log-mel energies in dB,
-      a spectral tilt from about 0 dB down to -50 dB, a few stationary machine tones and
-      3 dB frame noise.
+    - features (640,) = 5 frames × 128 log-mel bins (MLPerf AD): log-mel energies in dB: a
+      spectral tilt falling 30–60 dB across the bins, a recording gain of ±10 dB, 2–6
+      stationary machine tones and 3 dB frame noise.
     - a plain shape (no ModelSpec) or an unknown kind: N(0, 1).
 
     Sample i of a split comes from its own generator seeded with (seed, split, i), so streams
@@ -132,9 +132,9 @@ def _vibration(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 def _features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     mels = 128 if shape[-1] % 128 == 0 else shape[-1]
     frames = int(np.prod(shape)) // mels
-    tilt = np.linspace(0.0, -50.0, mels) + rng.uniform(-5, 5)
+    tilt = np.linspace(0.0, rng.uniform(-60.0, -30.0), mels) + rng.uniform(-10.0, 10.0)
     tones = np.zeros(mels)
-    for centre in rng.integers(5, mels - 5, size=3):
+    for centre in rng.integers(5, mels - 5, size=rng.integers(2, 7)):
         tones += rng.uniform(5, 15) * np.exp(-0.5 * ((np.arange(mels) - centre) / 1.5) ** 2)
     spectrum = tilt + tones + 3.0 * rng.standard_normal((frames, mels))
     return spectrum.reshape(shape)

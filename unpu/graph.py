@@ -77,7 +77,7 @@ def inspect_tflite(data: bytes) -> GraphInfo:
     except GraphError:
         raise
     except Exception as exc:  # flatbuffers raises assorted errors on truncated/corrupt data
-        raise GraphError(f"corrupt TFLite model: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise GraphError(f"corrupt TFLite model: {exc}".splitlines()[0]) from None
 
 
 def _inspect(data: bytes) -> GraphInfo:
@@ -232,4 +232,21 @@ def weight_scales(data: bytes) -> dict[int, np.ndarray]:
         q = tensors[op.inputs[pos]].quantization
         if q is not None and q.scale is not None:
             scales[op.index] = np.asarray(q.scale, dtype=np.float64)
+    return scales
+
+
+def activation_scales(data: bytes) -> list[float]:
+    """Per-tensor scales of the non-constant integer tensors (activations) of the main graph."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    inspect_tflite(data)  # validates
+    model = schema.ModelT.InitFromPackedBuf(bytes(data), 0)
+    buffers = model.buffers or []
+    scales = []
+    for t in model.subgraphs[0].tensors or []:
+        q = t.quantization
+        if _is_constant(t, buffers) or q is None or q.scale is None or len(q.scale) != 1:
+            continue
+        if _DTYPES.get(t.type) in ("int8", "int16", "uint8"):
+            scales.append(float(q.scale[0]))
     return scales

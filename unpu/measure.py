@@ -155,16 +155,19 @@ class Reference:
 def validate(client: DutClient, reference: Reference, inputs: list[np.ndarray], classification: bool) -> dict[str, float]:
     """Device output vs the reference on each input: max |diff| (LSB) and top-1 agreement."""
     out_spec = reference.output_spec
-    diffs, agree = [], []
+    diffs, agree, mismatched, total = [], [], 0, 0
     for x in inputs:
         client.load_input(x.tobytes())
         client.infer(1, 0)
         device = np.frombuffer(client.output(), dtype=out_spec.dtype).reshape(out_spec.shape)
         expected = reference.run(x)
-        diffs.append(float(np.max(np.abs(device.astype(np.float64) - expected.astype(np.float64)))))
+        delta = np.abs(device.astype(np.float64) - expected.astype(np.float64))
+        diffs.append(float(delta.max()))
+        mismatched, total = mismatched + int(np.count_nonzero(delta)), total + delta.size
         agree.append(int(np.argmax(device)) == int(np.argmax(expected)))
     key = "validation/max_abs_diff" if out_spec.dtype.kind == "f" else "validation/max_abs_diff_lsb"
-    metrics = {key: max(diffs), "validation/inputs": float(len(inputs))}
+    metrics = {key: max(diffs), "validation/inputs": float(len(inputs)),
+               "validation/mismatch_fraction": mismatched / total}
     if classification:
         metrics["validation/top1_agree"] = float(np.mean(agree))
     return metrics

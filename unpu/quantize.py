@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -19,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unpu.graph import GraphInfo, inspect_tflite, weight_scales
+from unpu.graph import GraphInfo, TensorInfo, inspect_tflite, weight_scales
+from unpu.models import quiet_tensorflow
+
+quiet_tensorflow()  # before anyone imports TensorFlow; sets environment defaults only
 
 if TYPE_CHECKING:
     import keras
@@ -80,8 +86,9 @@ def quantize(
 
     if class_output is None:
         class_output = _is_class_vector(model)
+    start = time.perf_counter()
     fidelity = _fidelity(model, tflite, heldout, class_output)
-    log.append(_fidelity_line(fidelity, len(heldout)))
+    log.append(_fidelity_line(fidelity, len(heldout)) + f" [{time.perf_counter() - start:.1f} s]")
     return QuantResult(tflite, mode, fidelity, n_cal, log)
 
 
@@ -98,9 +105,6 @@ def _check_samples(model: "keras.Model", samples: np.ndarray, what: str) -> np.n
 
 
 def _convert(model: "keras.Model", mode: str, calibration: np.ndarray) -> bytes:
-    from unpu.models import quiet_tensorflow
-
-    quiet_tensorflow()
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="unpu-savedmodel-") as saved:
@@ -161,9 +165,14 @@ def _captured_stderr() -> Iterator[list[str]]:
 
 
 def _error_line(exc: Exception, captured: list[str]) -> str:
+    """The first MLIR "error:" of the converter's message (without its loc(...) prefix), else
+    the first line; plus the "TF Select ops: ..." list when the converter gives one."""
     lines = [ln.strip() for ln in (str(exc) + "\n" + "".join(captured)).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error:" in ln]
+    errors = [m.group(1) for ln in lines if (m := re.search(r"error: (?:loc\(.*\)\):\s*)?(.*)$", ln))]
     line = (errors or lines or [type(exc).__name__])[0]
+    select = [ln for ln in lines if ln.startswith("TF Select ops:")]
+    if select:
+        line += f" ({select[0]})"
     return line if len(line) <= 300 else line[:297] + "..."
 
 
@@ -188,9 +197,17 @@ def _io_lines(info: GraphInfo, mode: str) -> list[str]:
         for t in tensors:
             q = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.scale else ""
             lines.append(f"{kind} {t.name}: {t.dtype} {list(t.shape)}{q}")
-            if mode != "float32" and kind == "output" and t.scale is not None and t.scale < MIN_SANE_SCALE:
+            if kind == "output" and _degenerate(t):
                 lines.append(f"WARNING: output scale {t.scale:.3g} is degenerate (untrained model not prepared?)")
     return lines
+
+
+def _degenerate(t: TensorInfo) -> bool:
+    """An integer tensor whose whole range is below 127·MIN_SANE_SCALE (what an int8 scale of
+    MIN_SANE_SCALE covers); int16 scales are naturally 256× smaller."""
+    if t.scale is None or t.dtype not in ("int8", "int16", "uint8"):
+        return False
+    return t.scale * np.iinfo(t.dtype).max < 127 * MIN_SANE_SCALE
 
 
 def _is_class_vector(model: "keras.Model") -> bool:
@@ -203,9 +220,50 @@ def _keras_outputs(model: "keras.Model", x: np.ndarray, batch: int = 64) -> np.n
     return np.concatenate(parts).astype(np.float64)
 
 
+def _isolated_litert_outputs(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """`litert_outputs` in a child process: LiteRT aborts the process (SIGABRT in
+    allocate_tensors) on models with degenerate scales, e.g. an unprepared untrained model."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory(prefix="unpu-litert-") as tmp:
+        with open(os.path.join(tmp, "model.tflite"), "wb") as f:
+            f.write(tflite)
+        np.save(os.path.join(tmp, "x.npy"), x)
+        proc = subprocess.run([sys.executable, "-c", _CHILD, root, tmp], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise QuantizationError(_child_failure(proc, tflite))
+        return np.load(os.path.join(tmp, "y.npy"))
+
+
+_CHILD = (
+    "import sys, os, numpy as np; sys.path.insert(0, sys.argv[1]); from unpu.quantize import litert_outputs; "
+    "d = sys.argv[2]; model = open(os.path.join(d, 'model.tflite'), 'rb').read(); "
+    "np.save(os.path.join(d, 'y.npy'), litert_outputs(model, np.load(os.path.join(d, 'x.npy'))))"
+)
+
+
+def _child_failure(proc: subprocess.CompletedProcess, tflite: bytes) -> str:
+    if proc.returncode < 0:
+        what = f"was killed by {signal.Signals(-proc.returncode).name}"
+    else:
+        what = f"failed: {_error_line(RuntimeError(proc.stderr.strip().splitlines()[-1:] or ['?']), [])}"
+    smallest = _smallest_activation_scale(tflite)
+    hint = f"; smallest activation scale {smallest:.3g}" if smallest is not None else ""
+    if smallest is not None and smallest < MIN_SANE_SCALE:
+        hint += " (degenerate: untrained model not prepared? see unpu.models.prepare)"
+    return f"LiteRT reference interpreter {what} on the converted model{hint}"
+
+
+def _smallest_activation_scale(tflite: bytes) -> float | None:
+    from unpu.graph import activation_scales
+
+    scales = activation_scales(tflite)
+    return min(scales) if scales else None
+
+
 def litert_outputs(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Run `tflite` with LiteRT's reference kernels on float samples `x` (quantizing the input
-    as the model's input tensor says); returns the dequantized first output, float64."""
+    as the model's input tensor says); returns the dequantized first output, float64.
+    In-process: a model with degenerate scales aborts the process (see quantize's isolation)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(model_content=tflite, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -240,7 +298,7 @@ def _fidelity(model: "keras.Model", tflite: bytes, heldout: np.ndarray, class_ou
     if len(heldout) == 0 or len(model.outputs) != 1:
         return {}
     ref = _keras_outputs(model, heldout)
-    got = litert_outputs(tflite, heldout).reshape(ref.shape)
+    got = _isolated_litert_outputs(tflite, heldout).reshape(ref.shape)
     fidelity = {"quant/snr_db": snr_db(ref, got)}
     if class_output:
         agree = np.argmax(ref.reshape(len(ref), -1), axis=1) == np.argmax(got.reshape(len(got), -1), axis=1)

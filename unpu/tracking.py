@@ -134,6 +134,9 @@ class SweepCallback(Callback):
         self.recorder: RunRecorder | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # so ${hydra:runtime.cwd} in tracking.uri resolves
         tracking = config.tracking
         overrides = list(config.hydra.overrides.task)
         self.recorder = RunRecorder(str(tracking.uri), str(tracking.experiment),

@@ -163,10 +163,14 @@ class HostBoard(Board):
                 line = proc.stdout.readline().decode(errors="replace").strip()
                 if line.startswith("pty "):
                     return line[4:]
-                if not line:
-                    break
+                if not line:  # stdout closed: the process is exiting
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    _check_alive(proc, stderr_path)
+                    raise BoardError("host device closed its stdout without announcing a pty")
             _check_alive(proc, stderr_path)
-        _check_alive(proc, stderr_path)
         raise BoardError(f"host device did not announce its pty within {START_TIMEOUT_S} s")
 
 

@@ -34,7 +34,9 @@ ZOO: dict[str, ModelSpec] = {
         ModelSpec("simplenet", (32, 32, 3), "classification", "logits", "image", seed_models.simplenet),
         ModelSpec("resnet", (32, 32, 3), "classification", "logits", "image", seed_models.resnet),
         ModelSpec("nas", (32, 32, 3), "classification", "logits", "image", seed_models.nas),
-        ModelSpec("autoencoder", seed_models.AUTOENCODER_INPUT, "anomaly", "linear", "vibration", seed_models.autoencoder),
+        ModelSpec(
+            "autoencoder", seed_models.AUTOENCODER_INPUT, "anomaly", "linear", "vibration", seed_models.autoencoder
+        ),
         ModelSpec("yolov1", (96, 96, 3), "detection", "linear", "image", seed_models.yolov1),
         ModelSpec("mobilenet", (96, 96, 3), "classification", "softmax", "image", mlperf.mobilenet),
         ModelSpec("dscnn", (49, 10, 1), "classification", "softmax", "spectrogram", mlperf.dscnn),
@@ -51,6 +53,9 @@ def quiet_tensorflow() -> None:
     beyond float round-off)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+quiet_tensorflow()  # only sets two environment defaults; TensorFlow itself is not imported
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -7,8 +7,10 @@ deterministically from data, in one forward pass in inference mode:
 - every Conv/Dense-like layer (anything with a kernel and an activation) has its kernel and bias
   divided by the std of its pre-activation output on the samples (LSUV-style data-dependent
   init), so that output has unit variance;
-- every BatchNormalization layer gets its moving mean/variance from its input on the samples
-  (what one training-mode pass with momentum 0 would store), so its output is ~N(0, 1).
+- every BatchNormalization layer gets its moving mean per channel from its input on the samples
+  (what one training-mode pass with momentum 0 would store) and, as moving variance, the
+  average of the per-channel variances, so the layer's output has zero mean per channel and
+  unit variance on average (see `_bn_hook` for why not per channel).
 
 Layers are fixed in execution order and each sees the already-fixed output of the layers before
 it, which equals doing it layer by layer but costs a single pass. Dropout stays inactive.
@@ -109,7 +111,11 @@ def _bn_hook(layer: Any, call: Callable) -> Callable:
         axis = layer.axis % x.ndim
         reduce = tuple(i for i in range(x.ndim) if i != axis)
         layer.moving_mean.assign(x.mean(axis=reduce).astype(np.float32))
-        layer.moving_variance.assign(x.var(axis=reduce).astype(np.float32))
+        # One variance for the whole layer: equalising every channel to unit variance makes a
+        # random network amplify its weak channels layer after layer, and with them int8 (and
+        # even float32 round-off) errors: MobileNet's int8 SNR drops from 21 dB to 9 dB.
+        variance = np.full(x.shape[axis], x.var(axis=reduce).mean(), dtype=np.float32)
+        layer.moving_variance.assign(variance)
         kwargs["training"] = False
         return call(inputs, *args, **kwargs)
 
