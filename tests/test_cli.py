@@ -53,7 +53,7 @@ def test_board_without_adapter_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["model=file", "model.path=/nonexistent.tflite"], "model file not found: /nonexistent.tflite"),
     (["model=file"], "model=file needs model.path=PATH"),
-    (["model=file", "model.path=README.md"], "is not .tflite, .keras, .h5"),
+    (["model=file", f"model.path={REPO / 'README.md'}"], "is not .tflite, .keras, .h5"),
     (["bench.iterations=0"], "bench.iterations must be >= 1"),
     (["meter=joulescope"], "meter=joulescope cannot run yet"),
 ])

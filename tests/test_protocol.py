@@ -141,3 +141,19 @@ def test_engine_binary_payload_split_and_containing_percent(softmax_tflite):
     assert engine.feed(data[3:]) == ["m-load-done", "m-ready"]
     out = engine.feed(b"infer 2 1%")
     assert out[0] == "m-warmup-start-1" and out[-1] == "m-ready" and "m-infer-done" in out
+
+
+def test_windows_grow_to_min_window_s(device):
+    from types import SimpleNamespace
+
+    from unpu.measure import latency_metrics, run_windows
+
+    client, _ = device
+    bench = SimpleNamespace(iterations=2, warmup=1, windows=3, min_window_s=0.05, timeout_s=30)
+    m = run_windows(client, bytes(10), bench)
+    assert len(m.windows) == 3 and m.clock_hz == 1_000_000_000
+    assert m.windows[0].iterations > 2  # grown so a window lasts >= 50 ms
+    assert all(w.window_us >= 0.05e6 * 0.5 for w in m.windows)
+    metrics = latency_metrics(m)
+    assert metrics["latency/inference_us_min"] <= metrics["latency/inference_us"] <= metrics["latency/inference_us_max"]
+    assert metrics["throughput/ips"] > 0

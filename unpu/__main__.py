@@ -45,7 +45,11 @@ def _task(cfg: DictConfig) -> float | None:
     except UsageError as exc:
         print(f"unpu: {exc}", file=sys.stderr)
         if multirun:
-            record_rejected(cfg, parent, str(exc))
+            try:
+                record_rejected(cfg, parent, str(exc))
+            except Exception as record_exc:  # e.g. the tracking server itself is the problem
+                print(f"unpu: could not record the rejected job: {record_exc}", file=sys.stderr)
+                os.environ["UNPU_SWEEP_FAILED"] = "1"
             return None
         sys.exit(2)
     except JobFailed as exc:

@@ -110,13 +110,17 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
     board = preflight(cfg)
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"{cfg.board.name}/{stages.model_id(cfg)}/{cfg.quant.name}"
-    recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
-                           tags=_base_tags(cfg, board))
+    try:
+        recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
+                               tags=_base_tags(cfg, board))
+    except Exception as exc:  # unreachable server, unwritable database...
+        raise UsageError(f"cannot record to MLflow at {cfg.tracking.uri}: {_one_line(exc)}"[:400]) from None
     handler = _attach_log(workdir / "run.log")
     job = _Job(cfg, board, workdir, recorder)
+    status = "FAILED"
     try:
         job.run()
-        recorder.finish("FINISHED")
+        status = "FINISHED"
         return JobResult(recorder.run_id, job.metrics, job.tags)
     except Exception as exc:
         message = _one_line(exc)
@@ -129,8 +133,7 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
         logging.getLogger().removeHandler(handler)
         handler.close()
         job.log_artifacts()
-        if recorder.client.get_run(recorder.run_id).info.status == "RUNNING":
-            recorder.finish("FAILED")
+        recorder.finish(status)
 
 
 def record_rejected(cfg: DictConfig, parent_run_id: str | None, message: str) -> str:

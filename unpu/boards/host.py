@@ -101,7 +101,8 @@ class HostBoard(Board):
         return Firmware(
             image=model.path, digest=fw_digest, build_id=fw_digest[:12],
             arena_bytes=int(forced) if forced else arena,
-            metrics={"memory/arena": arena, "memory/model": model.path.stat().st_size},
+            metrics={"memory/arena": arena, "memory/model": model.path.stat().st_size,
+                     **({"memory/arena_tflm_report": report} if (report := entry.meta().get("allocator_report")) else {})},
             tags={"runtime": f"tflite-micro {parts['tflm']}", "arena.method": "bisection"},
             extra=extra,
         )
