@@ -69,8 +69,10 @@ def test_zoo_sweep_all_models_then_cached(tmp_path):
     assert by_model["simplenet"].data.metrics["model/params"] == 383012
     assert by_model["simplenet"].data.metrics["latency/post_us"] > 0  # int8 softmax on logits
     # per-window values are logged with steps
-    history = client.get_metric_history(by_model["dscnn"].info.run_id, "latency/inference_us")
+    history = client.get_metric_history(by_model["dscnn"].info.run_id, "window/latency/inference_us")
     assert sorted(h.step for h in history) == [0, 1, 2]
+    values = sorted(h.value for h in history)
+    assert by_model["dscnn"].data.metrics["latency/inference_us"] == values[1]  # the median of the windows
     artifacts = {a.path for a in client.list_artifacts(by_model["dscnn"].info.run_id)}
     assert {"config", "model", "serial_transcript.txt", "run.log"} <= artifacts
     assert "converted" in first.stdout + first.stderr

@@ -152,8 +152,8 @@ def test_windows_grow_to_min_window_s(device):
     bench = SimpleNamespace(iterations=2, warmup=1, windows=3, min_window_s=0.05, timeout_s=30)
     m = run_windows(client, bytes(10), bench)
     assert len(m.windows) == 3 and m.clock_hz == 1_000_000_000
-    assert m.windows[0].iterations > 2  # grown so a window lasts >= 50 ms
-    assert all(w.window_us >= 0.05e6 * 0.5 for w in m.windows)
+    assert m.windows[0].iterations > 2  # grown until a probe window lasted >= 50 ms
+    assert len({w.iterations for w in m.windows}) == 1  # every window runs the same count
     metrics = latency_metrics(m)
     assert metrics["latency/inference_us_min"] <= metrics["latency/inference_us"] <= metrics["latency/inference_us_max"]
     assert metrics["throughput/ips"] > 0

@@ -1,1 +1,10 @@
+"""unpu: reproducible benchmarks of quantized neural networks on microcontroller NPUs."""
+
+import os as _os
+
 __version__ = "0.1.0"
+
+# Before anything imports TensorFlow: quiet its C++ logging, and fix oneDNN off, because oneDNN
+# changes float round-off and with it the converted .tflite bytes (the cache key records it).
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -15,7 +15,6 @@ import hydra
 from omegaconf import DictConfig
 
 log = logging.getLogger("unpu")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info/warnings drown the run's own log
 
 
 def _config_dir() -> str:

@@ -135,7 +135,7 @@ def _tensor_info(t) -> TensorInfo:
     name = t.name.decode() if isinstance(t.name, bytes) else (t.name or "")
     q = t.quantization
     scale = zero_point = None
-    if q is not None and q.scale is not None and len(q.scale) > 0:
+    if q is not None and q.scale is not None and len(q.scale) > 0 and q.scale[0] != 0:
         scale = float(q.scale[0])
         zero_point = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) > 0 else 0
     return TensorInfo(name, _shape(t), _DTYPES.get(t.type, f"type{t.type}"), scale, zero_point)

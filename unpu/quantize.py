@@ -34,12 +34,13 @@ MODES = ("int8", "int8_per_tensor", "int16x8", "float32")
 _DESCRIPTION = {
     "int8": "int8: full-integer (TFLITE_BUILTINS_INT8), per-channel weights, int8 input/output",
     "int8_per_tensor": "int8_per_tensor: full-integer (TFLITE_BUILTINS_INT8), per-tensor weights, int8 input/output",
-    "int16x8": "int16x8: int16 activations, int8 weights (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8), "
-    "int16 input/output",
+    "int16x8": "int16x8: int16 activations, int8 weights "
+    "(EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8), int16 input/output",
     "float32": "float32: no quantization",
 }
 MAX_SNR_DB = 200.0  # reported when the outputs match exactly (avoids an infinite metric)
 MIN_SANE_SCALE = 1e-4  # below this an int8 output scale means collapsed activations
+CHILD_TIMEOUT_S = 900
 
 
 class QuantizationError(Exception):
@@ -228,7 +229,11 @@ def _isolated_litert_outputs(tflite: bytes, x: np.ndarray) -> np.ndarray:
         with open(os.path.join(tmp, "model.tflite"), "wb") as f:
             f.write(tflite)
         np.save(os.path.join(tmp, "x.npy"), x)
-        proc = subprocess.run([sys.executable, "-c", _CHILD, root, tmp], capture_output=True, text=True)
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD, root, tmp], capture_output=True, text=True,
+                                  timeout=CHILD_TIMEOUT_S)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise QuantizationError(f"LiteRT reference run took over {CHILD_TIMEOUT_S} s") from None
         if proc.returncode != 0:
             raise QuantizationError(_child_failure(proc, tflite))
         return np.load(os.path.join(tmp, "y.npy"))
@@ -245,7 +250,7 @@ def _child_failure(proc: subprocess.CompletedProcess, tflite: bytes) -> str:
     if proc.returncode < 0:
         what = f"was killed by {signal.Signals(-proc.returncode).name}"
     else:
-        what = f"failed: {_error_line(RuntimeError(proc.stderr.strip().splitlines()[-1:] or ['?']), [])}"
+        what = f"failed: {(proc.stderr.strip().splitlines() or ['exit status %d' % proc.returncode])[-1]}"
     smallest = _smallest_activation_scale(tflite)
     hint = f"; smallest activation scale {smallest:.3g}" if smallest is not None else ""
     if smallest is not None and smallest < MIN_SANE_SCALE:
@@ -308,13 +313,13 @@ def _fidelity(model: "keras.Model", tflite: bytes, heldout: np.ndarray, class_ou
 
 def snr_db(ref: np.ndarray, approx: np.ndarray) -> float:
     """10·log10(Σ ref² / Σ (ref − approx)²), capped at MAX_SNR_DB."""
-    signal = float(np.sum(np.square(ref, dtype=np.float64)))
+    power = float(np.sum(np.square(ref, dtype=np.float64)))
     noise = float(np.sum(np.square(np.asarray(ref, np.float64) - approx)))
     if noise == 0.0:
         return MAX_SNR_DB
-    if signal == 0.0:
+    if power == 0.0:
         return -MAX_SNR_DB
-    return float(min(MAX_SNR_DB, 10.0 * np.log10(signal / noise)))
+    return float(min(MAX_SNR_DB, 10.0 * np.log10(power / noise)))
 
 
 def _fidelity_line(fidelity: dict[str, float], n: int) -> str:

@@ -8,7 +8,7 @@ building the float model or importing TensorFlow. DVC stages call these same fun
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from unpu.boards.base import QuantizedModel
-from unpu.cache import Cache, Entry, bytes_digest, file_digest, source_digest
+from unpu.cache import Cache, Entry, file_digest, source_digest
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def quantized_model(cfg: DictConfig, cache: Cache) -> QuantizedModel:
         return _user_tflite(cfg)
     float_parts = _float_parts(cfg)
     parts = {"float": float_parts, "quant": _conf(cfg.quant), "dataset": _conf(cfg.dataset),
-             "tensorflow": version("tensorflow-cpu"), "code": source_digest(*QUANT_CODE)}
+             "tensorflow": version("tensorflow-cpu"), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+             "code": source_digest(*QUANT_CODE)}
     entry = cache.get_or_make("quantized", parts, lambda out: _make_quantized(cfg, cache, out))
     path = entry.file("model.tflite")
     return QuantizedModel(model_id(cfg), path, file_digest(path), entry.meta() | {"cache_hit": entry.hit})
@@ -131,12 +132,3 @@ def _user_tflite(cfg: DictConfig) -> QuantizedModel:
         )
     return QuantizedModel(model_id(cfg), path, file_digest(path),
                           {"params": info.params, "params_source": "tflite graph", "fidelity": {}, "user_file": True})
-
-
-def copy_into(entry_file: Path, dest_dir: Path) -> Path:
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(entry_file, dest_dir / entry_file.name))
-
-
-def digest_text(text: str) -> str:
-    return bytes_digest(text.encode())

@@ -1,7 +1,8 @@
 """Make an untrained model numerically sane before int8 calibration (REFERENCE.md §2).
 
 Freshly initialised weights let activations shrink or grow layer after layer, so the int8
-scales degenerate (~1e-8) and TFLM aborts in softmax prepare. `prepare_untrained` fixes this
+scales degenerate (~1e-8) and both LiteRT (allocate_tensors) and TFLM (interpreter
+construction) abort the process with SIGABRT. `prepare_untrained` fixes this
 deterministically from data, in one forward pass in inference mode:
 
 - every Conv/Dense-like layer (anything with a kernel and an activation) has its kernel and bias
