@@ -53,7 +53,7 @@ def test_board_without_adapter_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["model=file", "model.path=/nonexistent.tflite"], "model file not found: /nonexistent.tflite"),
     (["model=file"], "model=file needs model.path=PATH"),
-    (["model=file", f"model.path={REPO / 'README.md'}"], "is not .tflite, .keras, .h5"),
+    (["model=file", f"model.path={REPO / 'README.md'}"], "expected .tflite, .keras, .h5, .hdf5"),
     (["bench.iterations=0"], "bench.iterations must be >= 1"),
     (["meter=joulescope"], "meter=joulescope cannot run yet"),
 ])
@@ -65,13 +65,19 @@ def test_bad_input_one_line_nonzero(tmp_path, args, message):
     assert "Traceback" not in out.stderr + out.stdout
 
 
-def test_corrupt_tflite_one_line(tmp_path):
-    bad = tmp_path / "broken.tflite"
-    bad.write_bytes(b"TFL3 this is not a flatbuffer" * 10)
+@pytest.mark.parametrize("name, content, message", [
+    ("broken.tflite", b"TFL3 this is not a flatbuffer" * 10, "is not a valid .tflite"),
+    ("broken.keras", b"PK not really a zip", "is not a Keras v3 file"),
+    ("broken.h5", b"garbage" * 10, "is not an HDF5 file"),
+])
+def test_corrupt_model_file_one_line(tmp_path, name, content, message):
+    bad = tmp_path / name
+    bad.write_bytes(content)
     out = run_unpu(["model=file", f"model.path={bad}"], tmp_path, timeout=120)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "is not a valid .tflite" in lines[0], out.stderr
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_unknown_group_choice_lists_choices(tmp_path):

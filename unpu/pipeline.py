@@ -19,9 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("unpu")
 
-SUPPORTED_MODEL_FILES = (".tflite", ".keras", ".h5")
-
-
 class UsageError(Exception):
     """The job cannot start as configured; the message is one line for the user (exit code 2)."""
 
@@ -79,18 +76,12 @@ def _check_model(cfg: DictConfig) -> None:
         return
     if OmegaConf.is_missing(model, "path") or not model.path:
         raise UsageError("model=file needs model.path=PATH (.tflite, .keras or .h5)")
-    path = Path(str(model.path))
-    if not path.is_file():
-        raise UsageError(f"model file not found: {path}")
-    if path.suffix not in SUPPORTED_MODEL_FILES:
-        raise UsageError(f"model file {path} is not {', '.join(SUPPORTED_MODEL_FILES)}")
-    if path.suffix == ".tflite":
-        from unpu.graph import GraphError, inspect_tflite
+    from unpu.models.loader import ModelFileError, check_model_file
 
-        try:
-            inspect_tflite(path.read_bytes())
-        except GraphError as exc:
-            raise UsageError(f"model file {path} is not a valid .tflite: {exc}") from None
+    try:
+        check_model_file(str(model.path))
+    except ModelFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_bench(bench: DictConfig) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import zipfile
 
 from unpu.graph import GraphError, inspect_tflite
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class ModelFileError(Exception):
@@ -26,13 +28,32 @@ def load_model_file(path: str) -> tuple[str, object]:
     raise ModelFileError(f"unsupported model file {path}: expected .tflite, {', '.join(KERAS_SUFFIXES)}")
 
 
+def check_model_file(path: str) -> None:
+    """Cheap checks before any work (no TensorFlow): exists, known kind, readable header/graph."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"model file not found: {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".tflite":
+        _load_tflite(path)
+    elif suffix == ".keras":
+        if not zipfile.is_zipfile(path) or "config.json" not in zipfile.ZipFile(path).namelist():
+            raise ModelFileError(f"{path} is not a Keras v3 file (a zip archive with config.json)")
+    elif suffix in (".h5", ".hdf5"):
+        with open(path, "rb") as f:
+            if f.read(8) != HDF5_SIGNATURE:
+                raise ModelFileError(f"{path} is not an HDF5 file")
+    else:
+        raise ModelFileError(f"unsupported model file {path}: expected .tflite, {', '.join(KERAS_SUFFIXES)}")
+
+
 def _load_tflite(path: str) -> bytes:
     with open(path, "rb") as f:
         data = f.read()
     try:
         inspect_tflite(data)
     except GraphError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
+        raise ModelFileError(f"{path} is not a valid .tflite: {exc}") from None
     return data
 
 
