@@ -54,7 +54,7 @@ def test_zoo_sweep_all_models_then_cached(tmp_path):
         assert run.info.status == "FINISHED", run.data.tags.get("unpu.error")
         m = run.data.metrics
         for key in STAGE_METRICS + ["memory/arena", "memory/model", "model/params", "model/macs",
-                                    "validation/max_abs_diff_lsb", "throughput/ips", "perf/gops"]:
+                                    "validation/max_abs_diff_lsb", "throughput/ips", "perf/gops", "quant/snr_db"]:
             assert key in m, (run.data.tags["model"], key)
         assert m["latency/inference_us"] > 0 and m["memory/arena"] > 0 and m["model/macs"] > 0
         assert run.data.tags["source.latency"] == "measured" and run.data.tags["cache.quantized"] == "miss"
