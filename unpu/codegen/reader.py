@@ -1,0 +1,785 @@
+"""Read an int8 .tflite into unpu's code-generator IR and lower every operator to one kernel call.
+
+Parsing goes through `ai_edge_litert.schema_py_generated` (the TFLite flatbuffer schema). Every
+operator and tensor type is checked against what the kernels compute exactly; anything else raises
+`CodegenError` naming the operator, its index and its tensors. Every derived quantization parameter
+is computed here as TFLite's kernels compute it in their Prepare step (the "TFLite arithmetic"
+section: one small function per formula).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unpu.graph import _DTYPES, TFLITE_IDENTIFIER, _builtin_names  # one name table for the project
+
+SUPPORTED_OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+    "MEAN", "RESHAPE", "SOFTMAX", "LOGISTIC", "QUANTIZE", "DEQUANTIZE", "PAD", "PADV2", "CONCATENATION",
+)  # fmt: skip
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+class CodegenError(Exception):
+    """The model cannot be turned into C exactly (unsupported operator, type or parameter)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# TFLite arithmetic (tensorflow/lite/kernels/internal/quantization_util.cc, kernel_util.cc, ...)
+# ---------------------------------------------------------------------------------------------
+
+def tflite_round(x: float) -> int:
+    """std::round / TfLiteRound on a double: half away from zero."""
+    ax = abs(x)
+    r = math.floor(ax)
+    if ax - r >= 0.5:
+        r += 1
+    return int(-r if x < 0 else r)
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """QuantizeMultiplier: m = q * 2^shift with q a Q31 in [0.5, 1), rounded; shift > 0 is a left shift."""
+    if m == 0.0:
+        return 0, 0
+    q, shift = math.frexp(m)
+    q_fixed = tflite_round(q * (1 << 31))
+    if q_fixed > (1 << 31):
+        raise CodegenError(f"QuantizeMultiplier overflow for {m!r}")
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:  # every bit would be shifted out
+        shift, q_fixed = 0, 0
+    return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_smaller_than_one(m: float) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp (requires 0 < m < 1)."""
+    if not 0.0 < m < 1.0:
+        raise CodegenError(f"multiplier {m!r} is not in (0, 1)")
+    q, shift = quantize_multiplier(m)
+    if shift > 0:
+        raise CodegenError(f"multiplier {m!r} gives a positive shift")
+    return q, shift
+
+
+def quantize_multiplier_greater_than_one(m: float) -> tuple[int, int]:
+    """QuantizeMultiplierGreaterThanOne (requires m > 1)."""
+    if not m > 1.0:
+        raise CodegenError(f"multiplier {m!r} is not > 1")
+    q, shift = quantize_multiplier(m)
+    if shift < 0:
+        raise CodegenError(f"multiplier {m!r} gives a negative shift")
+    return q, shift
+
+
+def compute_out_size(padding: str, size: int, filt: int, stride: int, dilation: int = 1) -> int:
+    """ComputeOutSize (kernels/padding.h)."""
+    eff = (filt - 1) * dilation + 1
+    if stride == 0:
+        return 0
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    if padding == "VALID":
+        return (size + stride - eff) // stride
+    return 0
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def compute_padding(stride: int, dilation: int, in_size: int, filt: int, out_size: int) -> int:
+    """ComputePadding (kernels/padding.h): the leading (top/left) padding offset."""
+    eff = (filt - 1) * dilation + 1
+    pad = _c_div((out_size - 1) * stride + eff - in_size, 2)
+    return pad if pad > 0 else 0
+
+
+def compute_padding_height_width(padding: str, stride_h: int, stride_w: int, dil_h: int, dil_w: int,
+                                 in_h: int, in_w: int, filt_h: int, filt_w: int) -> tuple[int, int, int, int]:
+    """ComputePaddingHeightWidth -> (pad_top, pad_left, out_h, out_w)."""
+    out_w = compute_out_size(padding, in_w, filt_w, stride_w, dil_w)
+    out_h = compute_out_size(padding, in_h, filt_h, stride_h, dil_h)
+    return (compute_padding(stride_h, dil_h, in_h, filt_h, out_h),
+            compute_padding(stride_w, dil_w, in_w, filt_w, out_w), out_h, out_w)
+
+
+def _f32(x) -> np.float32:
+    return np.float32(x)
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized: quantize(f) = zp + (int)TfLiteRound(f / scale) in float."""
+    def quantize(f: float) -> int:
+        return zero_point + tflite_round(float(_f32(f) / _f32(scale)))
+
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise CodegenError(f"fused activation {activation} is not supported")
+
+
+def conv_per_channel_multipliers(input_scale: float, filter_scales, output_scale: float,
+                                 channels: int) -> tuple[list[int], list[int]]:
+    """PopulateConvolutionQuantizationParams: per output channel,
+    (double)input_scale * (double)filter_scale / (double)output_scale (per-tensor broadcast)."""
+    fs = [float(_f32(s)) for s in np.asarray(filter_scales).reshape(-1)]
+    if len(fs) not in (1, channels):
+        raise CodegenError(f"filter has {len(fs)} scales for {channels} channels")
+    mults, shifts = [], []
+    for c in range(channels):
+        m, s = quantize_multiplier(float(_f32(input_scale)) * fs[c if len(fs) > 1 else 0] / float(_f32(output_scale)))
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def fc_effective_scales(input_scale: float, filter_scales, output_scale: float) -> list[float]:
+    """LiteRT's reference FULLY_CONNECTED (float-scale overloads): (double)in * (double)filter / (double)out."""
+    return [float(_f32(input_scale)) * float(_f32(s)) / float(_f32(output_scale)) for s in np.asarray(filter_scales).reshape(-1)]
+
+
+def add_params(s1: float, s2: float, so: float, left_shift: int = 20) -> dict[str, int]:
+    """add.cc Prepare (int8 general path): twice_max_input_scale = 2 * max(s1, s2) (float),
+    input multipliers s_i / twice_max, output multiplier twice_max / ((1 << left_shift) * so)."""
+    twice_max = float(_f32(2) * max(_f32(s1), _f32(s2)))
+    m1, sh1 = quantize_multiplier_smaller_than_one(float(_f32(s1)) / twice_max)
+    m2, sh2 = quantize_multiplier_smaller_than_one(float(_f32(s2)) / twice_max)
+    mo, sho = quantize_multiplier_smaller_than_one(twice_max / float(_f32(1 << left_shift) * _f32(so)))
+    return {"left_shift": left_shift, "in1_multiplier": m1, "in1_shift": sh1, "in2_multiplier": m2,
+            "in2_shift": sh2, "output_multiplier": mo, "output_shift": sho}
+
+
+def mul_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """mul.cc Prepare: (double)s1 * (double)s2 / (double)so."""
+    mo, sho = quantize_multiplier(float(_f32(s1)) * float(_f32(s2)) / float(_f32(so)))
+    return {"output_multiplier": mo, "output_shift": sho}
+
+
+def requantize_params(si: float, so: float) -> tuple[int, int]:
+    """quantize.cc Prepare (int8 -> int8), reduce.cc PrepareMeanOrSum: (double)si / (double)so."""
+    return quantize_multiplier(float(_f32(si)) / float(_f32(so)))
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
+    """CalculateInputRadius."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1) * float(1 << (total_signed_bits - input_integer_bits))
+                          / float(1 << input_left_shift))
+    return int(math.floor(max_input_rescaled))
+
+
+def softmax_gemmlowp_params(beta: float, input_scale: float, scaled_diff_integer_bits: int = 5) -> dict[str, int]:
+    """PreprocessSoftmaxScaling + diff_min (the fixed-point int8 softmax of TFLite Micro / older TFLite)."""
+    max_real = float((1 << 31) - 1)
+    real = min(float(_f32(beta)) * float(_f32(input_scale)) * float(1 << (31 - scaled_diff_integer_bits)), max_real)
+    mult, left_shift = quantize_multiplier_greater_than_one(real)
+    diff_min = int(-1.0 * calculate_input_radius(scaled_diff_integer_bits, left_shift))
+    return {"input_multiplier": mult, "input_left_shift": left_shift, "diff_min": diff_min}
+
+
+_LIBM = None
+
+
+def _expf(x: np.float32) -> np.float32:
+    """The C library's expf (what LiteRT's std::exp(float) calls on this host)."""
+    global _LIBM
+    if _LIBM is None:
+        _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        _LIBM.expf.restype = ctypes.c_float
+        _LIBM.expf.argtypes = [ctypes.c_float]
+    return np.float32(_LIBM.expf(float(x)))
+
+
+def softmax_table(beta: float, input_scale: float) -> list[float]:
+    """optimized_ops::PopulateSoftmaxLookupTable (LiteRT's int8 SOFTMAX, also with BUILTIN_REF):
+    table[255 - v] = expf(-input_scale * beta * v) in float, v = 0..255."""
+    scale = np.float32(-_f32(input_scale) * _f32(beta))
+    table = [0.0] * 256
+    for v in range(256):
+        table[255 - v] = float(_expf(np.float32(scale * np.float32(v))))
+    return table
+
+
+def logistic_table(input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> list[int]:
+    """activations.cc PopulateLookupTable<int8_t> with 1/(1+expf(-x)) (LiteRT's int8 LOGISTIC under
+    BUILTIN_REF): entry [uint8(v)] for v = -128..127."""
+    inverse_scale = np.float32(np.float32(1) / _f32(output_scale))
+    table = [0] * 256
+    for v in range(-128, 128):
+        deq = np.float32(_f32(input_scale) * np.float32(v - input_zp))
+        tr = np.float32(np.float32(1) / np.float32(np.float32(1) + _expf(np.float32(-deq))))
+        rescaled = np.float32(tflite_round(float(np.float32(tr * inverse_scale))))
+        q = int(np.float32(rescaled + np.float32(output_zp)))
+        table[v & 0xFF] = max(min(INT8_MAX, q), INT8_MIN)
+    return table
+
+
+def logistic_fixed_point_params(input_scale: float) -> dict[str, int]:
+    """SigmoidPrepare, kFixedPointOptimized branch (Q4 input, 16-bit multiplier)."""
+    real = float(_f32(input_scale)) * float(1 << (15 - 4))
+    q, left_shift = math.frexp(real)
+    q_fixed = tflite_round(q * (1 << 15))
+    return {"input_multiplier": int(np.int16(q_fixed)) if q_fixed < 32768 else 32767, "input_left_shift": left_shift,
+            "input_range_radius": calculate_input_radius(4, left_shift, 15)}
+
+
+# ---------------------------------------------------------------------------------------------
+# IR
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scales: list[float] = field(default_factory=list)
+    zero_points: list[int] = field(default_factory=list)
+    quantized_dimension: int = 0
+    data: np.ndarray | None = None  # constants only
+
+    @property
+    def const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def scale(self) -> float:
+        return self.scales[0] if self.scales else 0.0
+
+    @property
+    def zero_point(self) -> int:
+        return self.zero_points[0] if self.zero_points else 0
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+    def describe(self) -> str:
+        return f"[{','.join(str(d) for d in self.shape)}] {self.dtype}"
+
+
+@dataclass
+class Shape4:
+    n: int
+    h: int
+    w: int
+    c: int
+
+
+@dataclass
+class ConstArray:
+    """A constant array emitted into model.c (flash)."""
+    ctype: str  # "int8_t", "int32_t", "float", "unpu_shape4_t"
+    values: list
+
+
+@dataclass
+class Arg:
+    kind: str  # "tensor" (by index), "null", "literal" (C text), "const" (ConstArray), "tensors" (list of indices)
+    value: Any = None
+
+
+@dataclass
+class Call:
+    kernel: str  # C function
+    struct: str | None  # parameter struct type (passed by pointer first), or None
+    params: dict[str, Any]
+    args: list[Arg]
+
+
+@dataclass
+class Op:
+    index: int
+    name: str
+    inputs: list[int]  # all tensor inputs (-1 = absent)
+    outputs: list[int]
+    macs: int = 0
+    call: Call | None = None  # None: no code (RESHAPE aliases its input)
+    alias: tuple[int, int] | None = None  # (output, input) sharing one buffer
+
+
+@dataclass
+class Graph:
+    tensors: list[Tensor]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    description: str = ""
+
+    def activations(self) -> list[int]:
+        """Non-constant tensors used by the graph (they live in the arena)."""
+        used: set[int] = set(self.inputs) | set(self.outputs)
+        for op in self.ops:
+            used.update(i for i in op.inputs + op.outputs if i >= 0)
+        return sorted(i for i in used if not self.tensors[i].const)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+_PADDING = {0: "SAME", 1: "VALID"}
+
+
+def read_model(data: bytes) -> Graph:
+    """Parse, check and lower a .tflite model. CodegenError (one line) if it cannot be generated."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytes(data)
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        raise CodegenError("not a TFLite model (missing 'TFL3' identifier)")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises assorted errors on corrupt data
+        raise CodegenError(f"corrupt TFLite model: {exc}".splitlines()[0]) from None
+    if not model.subgraphs:
+        raise CodegenError("TFLite model has no subgraph")
+    if len(model.subgraphs) > 1:
+        raise CodegenError(f"TFLite model has {len(model.subgraphs)} subgraphs; unpu's code generator supports one")
+    sg = model.subgraphs[0]
+    buffers = model.buffers or []
+    tensors = [_tensor(i, t, buffers, data) for i, t in enumerate(sg.tensors or [])]
+    names = _builtin_names(schema)
+    codes = []
+    for code in model.operatorCodes or []:
+        b = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if b == schema.BuiltinOperator.CUSTOM:
+            cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            codes.append(f"CUSTOM:{cc}")
+        else:
+            codes.append(names.get(b, f"BUILTIN_{b}"))
+    graph = Graph(tensors, [], _ints(sg.inputs), _ints(sg.outputs))
+    raw_ops = list(sg.operators or [])
+    for i, op in enumerate(raw_ops):
+        graph.ops.append(Op(i, codes[op.opcodeIndex], _ints(op.inputs), _ints(op.outputs)))
+    # check everything before lowering anything, so the first unsupported operator is reported
+    for op in graph.ops:
+        if op.name not in SUPPORTED_OPS:
+            raise _unsupported(op, tensors, "is not supported by unpu's code generator; supported: " + ", ".join(SUPPORTED_OPS))
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise CodegenError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+                           "unpu's code generator supports exactly one of each")
+    for op, raw in zip(graph.ops, raw_ops):
+        _check_types(op, graph)
+        _LOWER[op.name](op, raw.builtinOptions, graph)
+    return graph
+
+
+def _ints(values) -> list[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _tensor(index: int, t, buffers, raw: bytes) -> Tensor:
+    name = t.name.decode() if isinstance(t.name, bytes) else (t.name or "")
+    dtype = _DTYPES.get(t.type, f"type{t.type}")
+    shape = tuple(int(d) for d in t.shape) if t.shape is not None else ()
+    q = t.quantization
+    scales, zps, qdim = [], [], 0
+    if q is not None and q.scale is not None and len(q.scale) > 0:
+        scales = [float(s) for s in q.scale]
+        zps = [int(z) for z in q.zeroPoint] if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(scales)
+        qdim = int(q.quantizedDimension)
+    data = None
+    if not t.isVariable and 0 < t.buffer < len(buffers):
+        buf = buffers[t.buffer]
+        payload = None
+        if buf.data is not None and len(buf.data) > 0:
+            payload = np.asarray(buf.data, dtype=np.uint8).tobytes()
+        elif buf.offset > 1 and buf.size > 0:
+            payload = raw[buf.offset: buf.offset + buf.size]
+        if payload is not None:
+            if dtype not in ("int8", "int16", "int32", "int64", "float32", "uint8"):
+                raise CodegenError(f"constant tensor {index} ({name}) has unsupported type {dtype}")
+            data = np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape) if shape else \
+                np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<"))
+    return Tensor(index, name, shape, dtype, scales, zps, qdim, data)
+
+
+def _describe(op: Op, tensors: list[Tensor]) -> str:
+    ins = ", ".join(tensors[i].describe() if i >= 0 else "none" for i in op.inputs)
+    outs = ", ".join(tensors[i].describe() for i in op.outputs)
+    return f"operator {op.index} {op.name} (inputs {ins} -> {outs})"
+
+
+def _unsupported(op: Op, tensors: list[Tensor], why: str) -> CodegenError:
+    return CodegenError(f"{_describe(op, tensors)} {why}")
+
+
+def _check_types(op: Op, g: Graph) -> None:
+    t = g.tensors
+    io = set(g.inputs) | set(g.outputs)
+    for pos, i in enumerate(op.inputs + op.outputs):
+        if i < 0:
+            continue
+        tensor = t[i]
+        if tensor.const:
+            continue  # checked per operator below
+        ok = tensor.dtype == "int8"
+        if tensor.dtype == "float32" and i in io:
+            is_in = pos < len(op.inputs)
+            ok = (op.name == "QUANTIZE" and is_in and i in g.inputs) or (op.name == "DEQUANTIZE" and not is_in and i in g.outputs)
+        if not ok:
+            raise _unsupported(op, t, f"has a {tensor.dtype} activation tensor {i}; unpu's code generator supports int8 "
+                                      "activations (float32 only at the model input/output around QUANTIZE/DEQUANTIZE)")
+        if tensor.dtype == "int8" and (len(tensor.scales) != 1 or tensor.scales[0] <= 0):
+            raise _unsupported(op, t, f"has int8 activation tensor {i} without one positive per-tensor scale")
+
+
+# ---------------------------------------------------------------------------------------------
+# Lowering: one function per operator, filling the kernel's parameter struct
+# ---------------------------------------------------------------------------------------------
+
+def shape4(shape: tuple[int, ...], op: Op | None = None, g: Graph | None = None) -> Shape4:
+    """RuntimeShape::ExtendedShape(4, shape)."""
+    if len(shape) > 4:
+        if op is not None and g is not None:
+            raise _unsupported(op, g.tensors, "has a tensor of rank > 4")
+        raise CodegenError(f"tensor of rank {len(shape)} > 4")
+    s = (1,) * (4 - len(shape)) + tuple(shape)
+    return Shape4(*s)
+
+
+def _const_input(op: Op, g: Graph, pos: int, dtypes: tuple[str, ...], what: str) -> Tensor:
+    if pos >= len(op.inputs) or op.inputs[pos] < 0:
+        raise _unsupported(op, g.tensors, f"has no {what}")
+    t = g.tensors[op.inputs[pos]]
+    if not t.const:
+        raise _unsupported(op, g.tensors, f"has a non-constant {what}; unpu's code generator needs it constant")
+    if t.dtype not in dtypes:
+        raise _unsupported(op, g.tensors, f"has a {t.dtype} {what}; supported: {', '.join(dtypes)}")
+    return t
+
+
+def _act(op: Op, g: Graph, options, out: Tensor) -> tuple[int, int]:
+    name = _ACTIVATIONS.get(int(getattr(options, "fusedActivationFunction", 0) or 0), "?")
+    if name not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise _unsupported(op, g.tensors, f"has fused activation {name}, which is not supported")
+    return activation_range(name, out.scale, out.zero_point)
+
+
+def _bias(op: Op, g: Graph, pos: int, channels: int) -> Arg:
+    if pos >= len(op.inputs) or op.inputs[pos] < 0:
+        return Arg("null")
+    b = _const_input(op, g, pos, ("int32",), "bias")
+    if b.size != channels:
+        raise _unsupported(op, g.tensors, f"has {b.size} bias values for {channels} output channels")
+    return Arg("tensor", b.index)
+
+
+def _check_weights(op: Op, g: Graph, w: Tensor) -> None:
+    if any(z != 0 for z in w.zero_points):
+        raise _unsupported(op, g.tensors, "has weights with a non-zero zero point (TFLite int8 requires 0)")
+    if not w.scales:
+        raise _unsupported(op, g.tensors, "has unquantized weights")
+
+
+def _lower_conv(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    w = _const_input(op, g, 1, ("int8",), "filter")
+    _check_weights(op, g, w)
+    i4, o4 = shape4(inp.shape, op, g), shape4(out.shape, op, g)
+    oc, kh, kw, ic = w.shape
+    if ic != i4.c:
+        raise _unsupported(op, t, f"is a grouped convolution ({i4.c} input channels, filter depth {ic}), which is not supported")
+    if len(w.scales) > 1 and w.quantized_dimension != 0:
+        raise _unsupported(op, t, "has filter scales along a dimension other than 0")
+    sh, sw = int(opt.strideH), int(opt.strideW)
+    dh, dw = int(opt.dilationHFactor or 1), int(opt.dilationWFactor or 1)
+    pad_top, pad_left, oh, ow = compute_padding_height_width(_PADDING[opt.padding], sh, sw, dh, dw, i4.h, i4.w, kh, kw)
+    if (oh, ow, oc) != (o4.h, o4.w, o4.c):
+        raise _unsupported(op, t, f"has output {o4.h}x{o4.w}x{o4.c}, TFLite's padding rule gives {oh}x{ow}x{oc}")
+    mults, shifts = conv_per_channel_multipliers(inp.scale, w.scales, out.scale, oc)
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"input": i4, "output": o4, "filter_h": kh, "filter_w": kw, "stride_h": sh, "stride_w": sw,
+              "dilation_h": dh, "dilation_w": dw, "pad_top": pad_top, "pad_left": pad_left,
+              "input_offset": -inp.zero_point, "output_offset": out.zero_point, "act_min": act_min, "act_max": act_max,
+              "multiplier": ConstArray("int32_t", mults), "shift": ConstArray("int32_t", shifts)}
+    op.macs = o4.n * o4.h * o4.w * oc * kh * kw * ic
+    op.call = Call("unpu_conv2d_s8", "unpu_conv_params_t", params,
+                   [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, oc), Arg("tensor", out.index)])
+
+
+def _lower_dwconv(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    w = _const_input(op, g, 1, ("int8",), "filter")
+    _check_weights(op, g, w)
+    i4, o4 = shape4(inp.shape, op, g), shape4(out.shape, op, g)
+    one, kh, kw, oc = w.shape
+    if one != 1 or oc % i4.c:
+        raise _unsupported(op, t, "has a depthwise filter whose shape does not match its input")
+    if len(w.scales) > 1 and w.quantized_dimension != 3:
+        raise _unsupported(op, t, "has filter scales along a dimension other than 3")
+    depth_multiplier = oc // i4.c
+    sh, sw = int(opt.strideH), int(opt.strideW)
+    dh, dw = int(opt.dilationHFactor or 1), int(opt.dilationWFactor or 1)
+    pad_top, pad_left, oh, ow = compute_padding_height_width(_PADDING[opt.padding], sh, sw, dh, dw, i4.h, i4.w, kh, kw)
+    if (oh, ow, oc) != (o4.h, o4.w, o4.c):
+        raise _unsupported(op, t, f"has output {o4.h}x{o4.w}x{o4.c}, TFLite's padding rule gives {oh}x{ow}x{oc}")
+    mults, shifts = conv_per_channel_multipliers(inp.scale, w.scales, out.scale, oc)
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"input": i4, "output": o4, "filter_h": kh, "filter_w": kw, "depth_multiplier": depth_multiplier,
+              "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw, "pad_top": pad_top,
+              "pad_left": pad_left, "input_offset": -inp.zero_point, "output_offset": out.zero_point,
+              "act_min": act_min, "act_max": act_max,
+              "multiplier": ConstArray("int32_t", mults), "shift": ConstArray("int32_t", shifts)}
+    op.macs = o4.n * o4.h * o4.w * oc * kh * kw
+    op.call = Call("unpu_depthwise_conv2d_s8", "unpu_dwconv_params_t", params,
+                   [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, oc), Arg("tensor", out.index)])
+
+
+def _lower_fc(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    w = _const_input(op, g, 1, ("int8",), "weights")
+    _check_weights(op, g, w)
+    if opt is not None and int(getattr(opt, "weightsFormat", 0) or 0) != 0:
+        raise _unsupported(op, t, "uses a shuffled weights format")
+    if len(w.shape) != 2:
+        raise _unsupported(op, t, "has weights that are not 2-D")
+    out_f, in_f = w.shape
+    if inp.size % in_f:
+        raise _unsupported(op, t, f"has an input of {inp.size} values, not a multiple of {in_f}")
+    batches = inp.size // in_f
+    if out.size != batches * out_f:
+        raise _unsupported(op, t, "has an output size that does not match batches x out_features")
+    per_channel = len(w.scales) > 1
+    mults, shifts = conv_per_channel_multipliers(inp.scale, w.scales, out.scale, out_f if per_channel else 1)
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"batches": batches, "in_features": in_f, "out_features": out_f, "input_offset": -inp.zero_point,
+              "filter_offset": -w.zero_point, "output_offset": out.zero_point, "act_min": act_min, "act_max": act_max,
+              "per_channel": int(per_channel), "multiplier": ConstArray("int32_t", mults),
+              "shift": ConstArray("int32_t", shifts),
+              "effective_scale": ConstArray("double", fc_effective_scales(inp.scale, w.scales, out.scale))}
+    op.macs = batches * out_f * in_f
+    op.call = Call("unpu_fully_connected_s8", "unpu_fc_params_t", params,
+                   [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, out_f), Arg("tensor", out.index)])
+
+
+def _broadcast_shapes(op: Op, g: Graph) -> tuple[Shape4, Shape4, Shape4]:
+    t = g.tensors
+    a, b, o = (shape4(t[i].shape, op, g) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    for x, y, z in zip(vars(a).values(), vars(b).values(), vars(o).values()):
+        if not (x in (1, z) and y in (1, z)):
+            raise _unsupported(op, t, "has shapes that do not broadcast to its output")
+    return a, b, o
+
+
+def _elementwise_inputs(op: Op, g: Graph) -> list[Tensor]:
+    ins = [g.tensors[i] for i in op.inputs[:2]]
+    for x in ins:
+        if x.dtype != "int8" or len(x.scales) != 1:
+            raise _unsupported(op, g.tensors, "has an input that is not a per-tensor int8 tensor")
+    return ins
+
+
+def _lower_add(op: Op, opt, g: Graph) -> None:
+    a, b = _elementwise_inputs(op, g)
+    out = g.tensors[op.outputs[0]]
+    s1, s2, so = _broadcast_shapes(op, g)
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"in1": s1, "in2": s2, "output": so, "in1_offset": -a.zero_point, "in2_offset": -b.zero_point,
+              "output_offset": out.zero_point, **add_params(a.scale, b.scale, out.scale),
+              "act_min": act_min, "act_max": act_max}
+    op.call = Call("unpu_add_s8", "unpu_elementwise_params_t", params,
+                   [Arg("tensor", a.index), Arg("tensor", b.index), Arg("tensor", out.index)])
+
+
+def _lower_mul(op: Op, opt, g: Graph) -> None:
+    a, b = _elementwise_inputs(op, g)
+    out = g.tensors[op.outputs[0]]
+    s1, s2, so = _broadcast_shapes(op, g)
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"in1": s1, "in2": s2, "output": so, "in1_offset": -a.zero_point, "in2_offset": -b.zero_point,
+              "output_offset": out.zero_point, "left_shift": 0, "in1_multiplier": 0, "in1_shift": 0,
+              "in2_multiplier": 0, "in2_shift": 0, **mul_params(a.scale, b.scale, out.scale),
+              "act_min": act_min, "act_max": act_max}
+    op.call = Call("unpu_mul_s8", "unpu_elementwise_params_t", params,
+                   [Arg("tensor", a.index), Arg("tensor", b.index), Arg("tensor", out.index)])
+
+
+def _lower_pool(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if (inp.scale, inp.zero_point) != (out.scale, out.zero_point):
+        raise _unsupported(op, t, "has different input and output quantization")
+    i4, o4 = shape4(inp.shape, op, g), shape4(out.shape, op, g)
+    fh, fw, sh, sw = int(opt.filterHeight), int(opt.filterWidth), int(opt.strideH), int(opt.strideW)
+    pad_top, pad_left, oh, ow = compute_padding_height_width(_PADDING[opt.padding], sh, sw, 1, 1, i4.h, i4.w, fh, fw)
+    if (oh, ow) != (o4.h, o4.w):
+        raise _unsupported(op, t, f"has output {o4.h}x{o4.w}, TFLite's padding rule gives {oh}x{ow}")
+    act_min, act_max = _act(op, g, opt, out)
+    params = {"input": i4, "output": o4, "filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw,
+              "pad_top": pad_top, "pad_left": pad_left, "act_min": act_min, "act_max": act_max}
+    kernel = "unpu_max_pool_s8" if op.name == "MAX_POOL_2D" else "unpu_avg_pool_s8"
+    op.call = Call(kernel, "unpu_pool_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+
+
+def _lower_mean(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    axis = _const_input(op, g, 1, ("int32",), "axis")
+    rank = len(inp.shape)
+    axes = sorted({int(a) + rank if int(a) < 0 else int(a) for a in axis.data.reshape(-1)})
+    if rank != 4 or axes != [1, 2]:
+        raise _unsupported(op, t, f"reduces axes {axes} of a rank-{rank} tensor; unpu supports MEAN over H and W of NHWC")
+    keep_dims = bool(getattr(opt, "keepDims", False))
+    mult, shift = requantize_params(inp.scale, out.scale)
+    i4 = shape4(inp.shape, op, g)
+    same = inp.scale == out.scale and inp.zero_point == out.zero_point
+    # which TFLite reference path runs (reduce.cc EvalMeanReferenceOps): 4-D keep_dims over H,W ->
+    # reference_integer_ops::Mean (multiplier/shift); else same quantization -> integer reference_ops::Mean;
+    # else QuantizedMeanOrSum (float arithmetic)
+    mode = 0 if keep_dims else (1 if same else 2)
+    needs = {} if mode == 2 else {"mode": "needs TFLite's " + (
+        "reference_integer_ops::Mean (4-D MEAN with keep_dims)" if mode == 0 else
+        "integer reference_ops::Mean (MEAN with equal input and output quantization)")}
+    params = {"input": i4, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
+              "multiplier": mult, "shift": shift, "keep_dims": int(keep_dims), "mode": mode, "__needs__": needs,
+              "input_scale": float(np.float32(inp.scale)), "output_scale": float(np.float32(out.scale))}
+    op.call = Call("unpu_mean_hw_s8", "unpu_mean_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+
+
+def _lower_reshape(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if inp.size != out.size or inp.dtype != out.dtype:
+        raise _unsupported(op, t, "changes the number of elements or the type")
+    if inp.dtype == "int8" and (inp.scale, inp.zero_point) != (out.scale, out.zero_point):
+        raise _unsupported(op, t, "changes the quantization")
+    op.alias = (out.index, inp.index)
+    op.call = None
+
+
+def _lower_softmax(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    beta = float(np.float32(opt.beta)) if opt is not None else 1.0
+    depth = inp.shape[-1] if inp.shape else 1
+    rows = inp.size // depth
+    params = {"rows": rows, "depth": depth, "output_zero_point": out.zero_point,
+              "output_scale": float(np.float32(out.scale)), "input_scale": float(np.float32(inp.scale)), "beta": beta,
+              "table": ConstArray("float", softmax_table(beta, inp.scale)),
+              "lut": ConstArray("float", softmax_table(beta, inp.scale))}
+    try:
+        params.update(softmax_gemmlowp_params(beta, inp.scale))
+    except CodegenError:
+        pass  # only needed by a fixed-point kernel; reported if the header asks for it
+    op.call = Call("unpu_softmax_s8", "unpu_softmax_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+
+
+def _lower_logistic(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if out.scale != 1.0 / 256 or out.zero_point != -128:
+        raise _unsupported(op, t, "has an output quantization other than scale 1/256, zero point -128")
+    params = {"size": inp.size, "input_zero_point": inp.zero_point, **logistic_fixed_point_params(inp.scale),
+              "lut": ConstArray("int8_t", logistic_table(inp.scale, inp.zero_point, out.scale, out.zero_point))}
+    op.call = Call("unpu_logistic_s8", "unpu_logistic_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+
+
+def _lower_quantize(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if out.dtype != "int8" or len(out.scales) != 1:
+        raise _unsupported(op, t, "does not produce a per-tensor int8 tensor")
+    if inp.dtype == "float32":
+        op.call = Call("unpu_quantize_f32_s8", None, {}, [
+            Arg("tensor", inp.index), Arg("tensor", out.index), Arg("literal", str(inp.size)),
+            Arg("literal", _float_literal(out.scale)), Arg("literal", str(out.zero_point))])
+        return
+    mult, shift = requantize_params(inp.scale, out.scale)
+    op.call = Call("unpu_requantize_s8", None, {}, [
+        Arg("tensor", inp.index), Arg("tensor", out.index), Arg("literal", str(inp.size)),
+        Arg("literal", str(inp.zero_point)), Arg("literal", str(out.zero_point)), Arg("literal", str(mult)),
+        Arg("literal", str(shift))])
+
+
+def _lower_dequantize(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if inp.dtype != "int8" or out.dtype != "float32":
+        raise _unsupported(op, t, "is not an int8 -> float32 dequantization")
+    op.call = Call("unpu_dequantize_s8_f32", None, {}, [
+        Arg("tensor", inp.index), Arg("tensor", out.index), Arg("literal", str(inp.size)),
+        Arg("literal", _float_literal(inp.scale)), Arg("literal", str(inp.zero_point))])
+
+
+def _lower_pad(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    inp, out = t[op.inputs[0]], t[op.outputs[0]]
+    if (inp.scale, inp.zero_point) != (out.scale, out.zero_point):
+        raise _unsupported(op, t, "has different input and output quantization")
+    pads = _const_input(op, g, 1, ("int32", "int64"), "paddings").data.reshape(-1, 2)
+    rank = len(inp.shape)
+    if pads.shape[0] != rank or rank > 4 or (pads < 0).any():
+        raise _unsupported(op, t, "has paddings unpu cannot apply")
+    before = [0] * (4 - rank) + [int(p) for p in pads[:, 0]]
+    pad_value = out.zero_point
+    if op.name == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        v = _const_input(op, g, 2, ("int8",), "constant value")
+        pad_value = int(v.data.reshape(-1)[0])
+    params = {"input": shape4(inp.shape, op, g), "output": shape4(out.shape, op, g), "before": before,
+              "pad_value": pad_value}
+    op.call = Call("unpu_pad_s8", "unpu_pad_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+
+
+def _lower_concat(op: Op, opt, g: Graph) -> None:
+    t = g.tensors
+    out = t[op.outputs[0]]
+    ins = [t[i] for i in op.inputs]
+    if any(x.const for x in ins):
+        raise _unsupported(op, t, "has a constant input, which is not supported")
+    act = _ACTIVATIONS.get(int(getattr(opt, "fusedActivationFunction", 0) or 0), "?")
+    if act != "NONE":
+        raise _unsupported(op, t, f"has fused activation {act}, which is not supported")
+    rank = len(out.shape)
+    axis = int(opt.axis)
+    axis = axis + rank if axis < 0 else axis
+    axis4 = axis + (4 - rank)
+    params = {"count": len(ins), "axis": axis4,
+              "shapes": ConstArray("unpu_shape4_t", [shape4(x.shape, op, g) for x in ins]),
+              "output": shape4(out.shape, op, g),
+              "zero_points": ConstArray("int32_t", [x.zero_point for x in ins]),
+              "scales": ConstArray("float", [float(np.float32(x.scale)) for x in ins]),
+              "output_zero_point": out.zero_point, "output_scale": float(np.float32(out.scale))}
+    op.call = Call("unpu_concatenation_s8", "unpu_concat_params_t", params,
+                   [Arg("tensors", [x.index for x in ins]), Arg("tensor", out.index)])
+
+
+def _float_literal(x: float) -> str:
+    v = float(np.float32(x))
+    if not math.isfinite(v):
+        raise CodegenError(f"non-finite quantization parameter {v}")
+    return f"{v:.9g}f" if ("e" in f"{v:.9g}" or "." in f"{v:.9g}") else f"{v:.9g}.0f"
+
+
+_LOWER = {
+    "CONV_2D": _lower_conv, "DEPTHWISE_CONV_2D": _lower_dwconv, "FULLY_CONNECTED": _lower_fc,
+    "ADD": _lower_add, "MUL": _lower_mul, "AVERAGE_POOL_2D": _lower_pool, "MAX_POOL_2D": _lower_pool,
+    "MEAN": _lower_mean, "RESHAPE": _lower_reshape, "SOFTMAX": _lower_softmax, "LOGISTIC": _lower_logistic,
+    "QUANTIZE": _lower_quantize, "DEQUANTIZE": _lower_dequantize, "PAD": _lower_pad, "PADV2": _lower_pad,
+    "CONCATENATION": _lower_concat,
+}  # fmt: skip
