@@ -135,7 +135,7 @@ def logistic_lut(input_scale: float, input_zero_point: int, output_scale: float 
 
 
 def mean_params(input_scale: float, output_scale: float) -> tuple[int, int]:
-    """reduce.cc PrepareMeanOrSum: QuantizeMultiplier(in_scale / out_scale) (the kernel folds 1/(h*w))."""
+    """reduce.cc PrepareMeanOrSum: QuantizeMultiplier(in_scale / out_scale) (the kernel folds 1/count)."""
     return quantize_multiplier(float(f32(input_scale)) / float(f32(output_scale)))
 
 
@@ -223,7 +223,7 @@ class PoolParams(C.Structure):
 
 class MeanParams(C.Structure):
     _fields_ = [("input", Shape4), ("input_zero_point", C.c_int32), ("output_zero_point", C.c_int32),
-                ("multiplier", C.c_int32), ("shift", C.c_int32)]
+                ("multiplier", C.c_int32), ("shift", C.c_int32), ("reduce_mask", C.c_int32)]
 
 
 class SoftmaxParams(C.Structure):
@@ -367,12 +367,14 @@ class KernelRunner:
 
     def _mean(self, o, ins, out, result) -> None:
         x, axis = ins
-        assert sorted(int(a) for a in axis.value.ravel()) == [1, 2], "MEAN over H, W only"
+        rank = x.value.ndim
+        axes = {int(a) + rank if int(a) < 0 else int(a) for a in axis.value.ravel()}
         p = MeanParams()
         p.input = shape4(x.value.shape)
         p.input_zero_point, p.output_zero_point = x.zp, out.zp
         p.multiplier, p.shift = mean_params(x.s, out.s)
-        self.lib.unpu_mean_hw_s8(C.byref(p), ptr(x.value), ptr(result))
+        p.reduce_mask = sum(1 << (a + 4 - rank) for a in axes)
+        self.lib.unpu_mean_s8(C.byref(p), ptr(x.value), ptr(result))
 
     def _softmax(self, o, ins, out, result) -> None:
         x = ins[0]
@@ -472,3 +474,24 @@ def logistic_fixed_point_params(input_scale: float) -> tuple[int, int, int]:
     radius = math.floor(1.0 * ((1 << k_input_integer_bits) - 1) * (1 << (31 - k_input_integer_bits))
                         / (1 << left_shift))
     return multiplier, left_shift, radius
+
+
+def mean_ops(data: bytes) -> list[tuple[tuple[int, ...], bool, bool]]:
+    """(resolved axes, keep_dims, equal input/output quantization) of every MEAN in a .tflite."""
+    from ai_edge_litert import schema_py_generated as s
+
+    model = s.ModelT.InitFromPackedBuf(data, 0)
+    g = model.subgraphs[0]
+    found = []
+    for op in g.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != s.BuiltinOperator.MEAN:
+            continue
+        x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+        rank = len(x.shape)
+        raw = np.frombuffer(bytes(model.buffers[g.tensors[op.inputs[1]].buffer].data), np.int32)
+        axes = tuple(sorted({int(a) + rank if a < 0 else int(a) for a in raw}))
+        same = (float(x.quantization.scale[0]) == float(y.quantization.scale[0])
+                and int(x.quantization.zeroPoint[0]) == int(y.quantization.zeroPoint[0]))
+        found.append((axes, bool(op.builtinOptions.keepDims), same))
+    return found

@@ -183,6 +183,19 @@ def _ops_models() -> dict:
     y = L.Conv2D(4, 2, strides=2, padding="same")(y)
     y = L.Add()([y, L.Conv2D(1, 1)(L.AveragePooling2D(2, padding="same")(x))])  # broadcast ADD over channels
     models["broadcast_add"] = keras.Model(x, y)
+
+    x = keras.Input((6, 5, 3), batch_size=1)
+    c = L.Conv2D(4, 3, padding="same")(x)
+    k = L.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2), keepdims=True))(c)  # MEAN keep_dims, in != out quant
+    y = L.Concatenate(axis=2)([L.Concatenate(axis=1)([k, k, k])] * 2)           # k tiled: same range
+    y = L.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2), keepdims=True))(y)  # MEAN keep_dims, in == out quant
+    models["mean_keepdims"] = keras.Model(x, L.Flatten()(y))
+
+    x = keras.Input((6, 5, 3), batch_size=1)
+    c = L.Conv2D(4, 3, padding="same")(x)
+    y = L.Reshape((30, 2, 4))(L.Concatenate(axis=-1)([c, c]))
+    y = L.Lambda(lambda t: keras.ops.mean(t, axis=2))(y)                      # MEAN axis 2, in == out quant
+    models["mean_axes"] = keras.Model(x, L.Lambda(lambda t: keras.ops.mean(t, axis=-1))(y))  # last axis
     return models
 
 
@@ -212,7 +225,8 @@ def test_every_operator_is_covered(ops_tflites):
 
 @needs_kernels
 @pytest.mark.parametrize("name", ["every_op_int8", "every_op_float32", "mlp_int8", "mlp_float32",
-                                  "broadcast_add_int8", "broadcast_add_float32"])
+                                  "broadcast_add_int8", "broadcast_add_float32", "mean_keepdims_int8",
+                                  "mean_keepdims_float32", "mean_axes_int8", "mean_axes_float32"])
 def test_keras_models_bit_exact(ops_tflites, name):
     from unpu.codegen.verify import verify
 
@@ -265,6 +279,35 @@ def _check_plan(graph, plan):
                 a0, a1 = plan.offsets[o], plan.offsets[o] + graph.tensors[o].nbytes
                 b0, b1 = plan.offsets[i], plan.offsets[i] + graph.tensors[i].nbytes
                 assert a1 <= b0 or b1 <= a0, (op.index, o, i)
+
+
+def test_mean_models_take_every_path(ops_tflites):
+    """The MEAN models hold keep_dims over H,W with different and equal quantization and non-H,W axes
+    with equal and different quantization; all of them generate (no CodegenError) and are checked
+    bit-exact above."""
+    from tests.kernels_harness import mean_ops
+    from unpu.codegen import read_model
+
+    keep = mean_ops(ops_tflites["mean_keepdims_int8"].read_bytes())
+    axes = mean_ops(ops_tflites["mean_axes_int8"].read_bytes())
+    assert ((1, 2), True, False) in keep and ((1, 2), True, True) in keep, keep
+    assert ((2,), False, True) in axes and ((2,), False, False) in axes, axes
+    for name in ("mean_keepdims_int8", "mean_axes_int8"):
+        graph = read_model(ops_tflites[name].read_bytes())
+        assert {op.call.kernel for op in graph.ops if op.name == "MEAN"} == {"unpu_mean_s8"}
+
+
+def test_mean_unsupported_rank_is_a_codegen_error():
+    from ai_edge_litert import schema_py_generated as s
+
+    from tests.test_kernels import single_op_model
+    from unpu.codegen import CodegenError, read_model
+
+    opts = s.ReducerOptionsT()
+    data = single_op_model("MEAN", [1, 2, 3, 4, 5], (0.1, 0), (0.1, 0), (s.BuiltinOptions.ReducerOptions, opts),
+                           [1, 2, 3, 4], axis=[4])
+    with pytest.raises(CodegenError, match="MEAN"):
+        read_model(data)
 
 
 @pytest.mark.parametrize("model", ["resnet", "autoencoder", "mobilenet"])

@@ -67,6 +67,8 @@ def test_zoo_sweep_all_models_then_cached(tmp_path):
     for model in ("simplenet", "resnet", "nas", "mobilenet", "dscnn", "resnet8"):
         assert "validation/top1_agree" in by_model[model].data.metrics
     assert by_model["simplenet"].data.metrics["model/params"] == 383012
+    for run in children:  # issue 3: the static plan of the generated C never needs more than 1.5x TFLM's arena
+        assert run.data.metrics["memory/arena_codegen"] <= 1.5 * run.data.metrics["memory/arena"]
     assert by_model["simplenet"].data.metrics["latency/post_us"] > 0  # int8 softmax on logits
     # per-window values are logged with steps
     history = client.get_metric_history(by_model["dscnn"].info.run_id, "window/latency/inference_us")

@@ -22,10 +22,13 @@ from tests.kernels_harness import (
     FcParams,
     KernelRunner,
     LogisticParams,
+    MeanParams,
     Tensor,
     activation_range,
     build_library,
     i32,
+    mean_ops,
+    mean_params,
     multiply_by_quantized_multiplier,
     ptr,
     quantize_multiplier,
@@ -98,7 +101,29 @@ def _float_io(keras, tf):
     return keras.Model(inp, keras.layers.Dense(3, activation="sigmoid")(x))
 
 
-MODELS = {"convnet": _convnet, "depthwise": _depthwise, "elementwise": _elementwise, "float_io": _float_io}
+def _mean_keepdims(keras, tf):
+    """MEAN keep_dims over H,W twice: with different, then with equal input/output quantization (the
+    second input is the first MEAN's output tiled, so calibration gives it the same range)."""
+    x = inp = keras.Input((6, 5, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    k = keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2), keepdims=True))(x)      # [1,1,1,4]
+    y = keras.layers.Concatenate(axis=1)([k, k, k])
+    y = keras.layers.Concatenate(axis=2)([y, y])                                                # [1,3,2,4]
+    return keras.Model(inp, keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2), keepdims=True))(y))
+
+
+def _mean_axes(keras, tf):
+    """MEAN over axis 2 of [1,30,2,4] with equal quantization (both halves of the axis are the same
+    values), then over the last axis with different quantization."""
+    x = inp = keras.Input((6, 5, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    y = keras.layers.Reshape((30, 2, 4))(keras.layers.Concatenate(axis=-1)([x, x]))
+    y = keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=2))(y)                             # [1,30,4]
+    return keras.Model(inp, keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=-1))(y))      # [1,30]
+
+
+MODELS = {"convnet": _convnet, "depthwise": _depthwise, "elementwise": _elementwise, "float_io": _float_io,
+          "mean_keepdims": _mean_keepdims, "mean_axes": _mean_axes}
 
 
 def _convert(name: str, per_channel: bool) -> bytes:
@@ -372,8 +397,9 @@ def test_requantize_s8_edges(lib) -> None:
 # ---- single-operator models built directly (parameters the converter rarely produces) -------------
 
 def single_op_model(op: str, shape: list[int], in_q: tuple[float, int], out_q: tuple[float, int],
-                    options=None, out_shape: list[int] | None = None) -> bytes:
-    """A .tflite with one int8 operator `op` from one input to one output (flatbuffer object API)."""
+                    options=None, out_shape: list[int] | None = None, axis: list[int] | None = None) -> bytes:
+    """A .tflite with one int8 operator `op` from one input to one output (flatbuffer object API);
+    `axis` adds a constant int32 second input (MEAN's reduction axes)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
@@ -390,15 +416,23 @@ def single_op_model(op: str, shape: list[int], in_q: tuple[float, int], out_q: t
     graph.inputs, graph.outputs = np.array([0], np.int32), np.array([1], np.int32)
     operator = s.OperatorT()
     operator.opcodeIndex, operator.inputs, operator.outputs = 0, np.array([0], np.int32), np.array([1], np.int32)
+    buffers = [s.BufferT(), s.BufferT(), s.BufferT()]
+    if axis is not None:
+        a = s.TensorT()
+        a.shape, a.type, a.buffer, a.name = np.array([len(axis)], np.int32), s.TensorType.INT32, 3, "axis"
+        graph.tensors.append(a)
+        operator.inputs = np.array([0, 2], np.int32)
+        buffers.append(s.BufferT())
+        buffers[3].data = np.frombuffer(np.array(axis, np.int32).tobytes(), np.uint8)
     if options is not None:
         operator.builtinOptionsType, operator.builtinOptions = options
     graph.operators = [operator]
     code = s.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = getattr(s.BuiltinOperator, op)
-    code.version = 2 if op == "QUANTIZE" else 1
+    code.version = 2 if op in ("QUANTIZE", "MEAN") else 1
     model = s.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
-    model.buffers = [s.BufferT(), s.BufferT(), s.BufferT()]
+    model.buffers = buffers
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -446,3 +480,88 @@ def test_logistic_fixed_point_matches_tflm(lib, scale: float, zp: int) -> None:
     got = np.zeros(256, np.int8)
     lib.unpu_logistic_s8(C.byref(p), ptr(x), ptr(got))
     np.testing.assert_array_equal(got, want)
+
+
+# ---- MEAN: every int8 case LiteRT's reference takes --------------------------------------------------
+
+def test_mean_models_cover_every_case() -> None:
+    """The converter-made MEAN models hold keep_dims over H,W with different and with equal
+    quantization, and non-H,W axes with equal and different quantization (all checked bit-exact by
+    test_ops_match_litert)."""
+    keep = mean_ops(model_bytes("mean_keepdims", True))
+    axes = mean_ops(model_bytes("mean_axes", True))
+    assert ((1, 2), True, False) in keep and ((1, 2), True, True) in keep, keep
+    assert ((2,), False, True) in axes and ((2,), False, False) in axes, axes
+
+
+def _mean_out_shape(shape: list[int], axis: list[int], keep: bool) -> list[int]:
+    axes = {a + len(shape) if a < 0 else a for a in axis}
+    if keep:
+        return [1 if i in axes else d for i, d in enumerate(shape)]
+    return [d for i, d in enumerate(shape) if i not in axes]
+
+
+MEAN_CASES = [  # shape, axis, keep_dims, input (scale, zp), output (scale, zp)
+    ([1, 5, 7, 6], [1, 2], True, (0.05, 3), (0.02, -5)),         # reference_integer_ops::Mean in older TFLite
+    ([2, 5, 7, 6], [2, 1], True, (0.3, -128), (0.011, 127)),
+    ([1, 5, 7, 6], [-3, -2], True, (0.05, 3), (0.02, -5)),
+    ([1, 5, 7, 6], [1, 2], True, (0.05, 3), (0.05, 3)),          # equal quantization, keep_dims
+    ([1, 9, 9, 3], [1, 2], False, (0.0123, -128), (0.0123, -128)),  # equal quantization (integer Mean in older TFLite)
+    ([1, 4, 4, 8], [1, 2], False, (0.02, 10), (0.1, -3)),         # GlobalAveragePooling2D's path
+    ([1, 5, 7, 6], [3], False, (0.05, 3), (0.02, -5)),            # last axis
+    ([1, 5, 7, 6], [-1], True, (0.05, 3), (0.05, 3)),
+    ([2, 9, 6], [-1], True, (0.1, -128), (0.03, 7)),              # rank 3
+    ([3, 10], [1], False, (0.07, 0), (0.07, 0)),                  # rank 2
+    ([1, 5, 7, 6], [0, 3, 1], False, (0.02, -7), (0.004, 1)),      # several axes, not H,W
+    ([2, 3, 4, 5], [0, 1, 2, 3], False, (0.5, 100), (0.001, -100)),  # everything (saturates)
+    ([1, 64, 64, 2], [1, 2], True, (1.0, -128), (1e-3, 0)),        # 4096 elements, large multiplier
+]
+
+
+@pytest.mark.parametrize("shape,axis,keep,in_q,out_q", MEAN_CASES)
+def test_mean_matches_litert(lib, shape, axis, keep, in_q, out_q) -> None:
+    from ai_edge_litert import schema_py_generated as s
+
+    opts = s.ReducerOptionsT()
+    opts.keepDims = keep
+    data = single_op_model("MEAN", shape, in_q, out_q, (s.BuiltinOptions.ReducerOptions, opts),
+                           _mean_out_shape(shape, axis, keep), axis=axis)
+    assert compare_model_ops(lib, data, n_inputs=N_INPUTS) == {"MEAN": 0}
+
+
+def test_mean_older_tflite_paths_are_not_litert(lib) -> None:
+    """LiteRT 2.3's reference MEAN does not branch to reference_integer_ops::Mean (4-D keep_dims) or to
+    the integer reference_ops::Mean (equal quantization) as older TFLite did: both differ from it."""
+    from ai_edge_litert import schema_py_generated as s
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    shape, q = [1, 5, 7, 6], (0.05, 3)
+    opts = s.ReducerOptionsT()
+    opts.keepDims = True
+    data = single_op_model("MEAN", shape, q, q, (s.BuiltinOptions.ReducerOptions, opts), [1, 1, 1, 6], axis=[1, 2])
+    interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    m, sh = mean_params(q[0], q[0])
+    n = 35
+    rng = np.random.default_rng(3)
+    diff_int4 = diff_int = 0
+    for _ in range(N_INPUTS):
+        x = rng.integers(-128, 128, shape, dtype=np.int8)
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        want = interp.get_tensor(interp.get_output_details()[0]["index"]).reshape(-1).astype(int)
+        p = MeanParams()
+        p.input, p.input_zero_point, p.output_zero_point = shape4(shape), q[1], q[1]
+        p.multiplier, p.shift, p.reduce_mask = m, sh, 0b0110
+        got = np.zeros(6, np.int8)
+        lib.unpu_mean_s8(C.byref(p), ptr(x), ptr(got))
+        np.testing.assert_array_equal(got, want)
+        acc = (x.astype(np.int64) - q[1]).sum(axis=(1, 2)).reshape(-1)
+        for a, w in zip(acc, want):
+            a = multiply_by_quantized_multiplier(int(a), m, sh)
+            r = (a + n // 2) // n if a > 0 else -((-(a - n // 2)) // n)   # C division truncates
+            diff_int4 = max(diff_int4, abs(min(max(r + q[1], -128), 127) - w))
+        s_ = x.astype(np.int64).sum(axis=(1, 2)).reshape(-1)
+        older = np.sign(s_) * (np.abs(s_) // n)
+        diff_int = max(diff_int, int(np.abs(older - want).max()))
+    assert diff_int4 > 0 and diff_int > 0, (diff_int4, diff_int)

@@ -218,10 +218,21 @@ class _Job:
                    "cache.quantized": "hit" if meta.get("cache_hit") else "miss",
                    "model.ops": ",".join(f"{k}:{v}" for k, v in sorted(graph.op_counts.items()))})
         self.metrics["time/model_stage_s"] = seconds
+        self._record_static_plan(model)
         self.artifacts.append(("model/" + model.path.name, model.path))
         log_path = model.path.parent / "quantize.log"
         if log_path.exists():
             self.artifacts.append(("model/quantize.log", log_path))
+
+    def _record_static_plan(self, model) -> None:
+        """The arena unpu's code generator would plan for this model, beside the runtime's own."""
+        from unpu.codegen import CodegenError, read_model
+        from unpu.codegen.planner import plan_memory
+
+        try:
+            self.metrics["memory/arena_codegen"] = plan_memory(read_model(model.path.read_bytes())).arena_size
+        except CodegenError as exc:
+            self._tag({"codegen.unsupported": str(exc)[:500]})
 
     def _inputs(self, reference, count: int):
         from hydra.utils import instantiate

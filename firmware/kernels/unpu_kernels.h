@@ -110,17 +110,24 @@ typedef struct {
 void unpu_max_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output);
 void unpu_avg_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output);
 
-/* ---- MEAN over H and W (keep_dims or not; the data layout is the same) ------------------ */
+/* ---- MEAN over any axes (keep_dims or not; the data layout is the same) --------------- */
 typedef struct {
-    unpu_shape4_t input;                /* output is n x 1 x 1 x c */
+    unpu_shape4_t input;                /* RuntimeShape::ExtendedShape(4, input shape) */
     int32_t input_zero_point, output_zero_point;
     int32_t multiplier, shift;          /* as TFLite's reference Mean computes them */
     /* added (doc): multiplier/shift are QuantizeMultiplier(in_scale / out_scale) as computed in
-     * reduce.cc PrepareMeanOrSum; the kernel folds 1/(h*w) in itself exactly as
-     * reference_ops::QuantizedMeanOrSum does. */
+     * reduce.cc PrepareMeanOrSum; the kernel folds 1/(number of reduced elements) in itself exactly
+     * as reference_ops::QuantizedMeanOrSum does. */
+    /* added: bit d set = dimension d of the 4-D extended input (0 = n, 1 = h, 2 = w, 3 = c) is
+     * reduced. The output holds the kept dimensions in input order (keep_dims only inserts 1s, so
+     * the data is the same with or without it). LiteRT 2.3's BUILTIN_REF MEAN (and TFLite Micro's)
+     * runs QuantizedMeanOrSum for every int8 case, also for 4-D keep_dims over H,W and for equal
+     * input/output quantization (measured; older TFLite used reference_integer_ops::Mean and the
+     * integer reference_ops::Mean there, which differ by 1 LSB and are not what it runs). */
+    int32_t reduce_mask;
 } unpu_mean_params_t;
 
-void unpu_mean_hw_s8(const unpu_mean_params_t *p, const int8_t *input, int8_t *output);
+void unpu_mean_s8(const unpu_mean_params_t *p, const int8_t *input, int8_t *output);
 
 /* ---- SOFTMAX (TFLite's int8 reference: gemmlowp fixed point) ---------------------------- */
 typedef struct {

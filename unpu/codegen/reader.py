@@ -440,7 +440,7 @@ def _check_types(op: Op, g: Graph) -> None:
             is_in = pos < len(op.inputs)
             ok = (op.name == "QUANTIZE" and is_in and i in g.inputs) or (op.name == "DEQUANTIZE" and not is_in and i in g.outputs)
         if not ok:
-            raise _unsupported(op, t, f"has a {tensor.dtype} activation tensor {i}; unpu's code generator supports int8 "
+            raise _unsupported(op, t, f"has activation tensor {i} of type {tensor.dtype}; unpu's code generator supports int8 "
                                       "activations (float32 only at the model input/output around QUANTIZE/DEQUANTIZE)")
         if tensor.dtype == "int8" and (len(tensor.scales) != 1 or tensor.scales[0] <= 0):
             raise _unsupported(op, t, f"has int8 activation tensor {i} without one positive per-tensor scale")
@@ -467,7 +467,7 @@ def _const_input(op: Op, g: Graph, pos: int, dtypes: tuple[str, ...], what: str)
     if not t.const:
         raise _unsupported(op, g.tensors, f"has a non-constant {what}; unpu's code generator needs it constant")
     if t.dtype not in dtypes:
-        raise _unsupported(op, g.tensors, f"has a {t.dtype} {what}; supported: {', '.join(dtypes)}")
+        raise _unsupported(op, g.tensors, f"has {what} of type {t.dtype}; supported: {', '.join(dtypes)}")
     return t
 
 
@@ -642,24 +642,23 @@ def _lower_mean(op: Op, opt, g: Graph) -> None:
     inp, out = t[op.inputs[0]], t[op.outputs[0]]
     axis = _const_input(op, g, 1, ("int32",), "axis")
     rank = len(inp.shape)
-    axes = sorted({int(a) + rank if int(a) < 0 else int(a) for a in axis.data.reshape(-1)})
-    if rank != 4 or axes != [1, 2]:
-        raise _unsupported(op, t, f"reduces axes {axes} of a rank-{rank} tensor; unpu supports MEAN over H and W of NHWC")
-    keep_dims = bool(getattr(opt, "keepDims", False))
+    raw = [int(a) for a in axis.data.reshape(-1)]
+    if rank == 0 or rank > 4 or any(not -rank <= a < rank for a in raw):
+        raise _unsupported(op, t, f"reduces axes {raw} of a rank-{rank} tensor; unpu supports MEAN of "
+                                  "rank-1 to rank-4 tensors over valid axes")
+    axes = sorted({a + rank if a < 0 else a for a in raw})  # reference_ops::ResolveAxis
+    kept = [d for i, d in enumerate(inp.shape) if i not in axes]
+    if int(np.prod(kept, dtype=np.int64)) != out.size:
+        raise _unsupported(op, t, f"has {out.size} output elements, reducing axes {axes} gives {int(np.prod(kept))}")
+    # LiteRT's BUILTIN_REF MEAN runs reference_ops::QuantizedMeanOrSum for every int8 case (reduce.cc
+    # EvalMean -> EvalQuantizedMean), also for 4-D keep_dims over H,W and for equal input/output
+    # quantization (checked against LiteRT 2.3; tests/test_kernels.py test_mean_*): one kernel, any axes.
     mult, shift = requantize_params(inp.scale, out.scale)
-    i4 = shape4(inp.shape, op, g)
-    same = inp.scale == out.scale and inp.zero_point == out.zero_point
-    # which TFLite reference path runs (reduce.cc EvalMeanReferenceOps): 4-D keep_dims over H,W ->
-    # reference_integer_ops::Mean (multiplier/shift); else same quantization -> integer reference_ops::Mean;
-    # else QuantizedMeanOrSum (float arithmetic)
-    mode = 0 if keep_dims else (1 if same else 2)
-    needs = {} if mode == 2 else {"mode": "needs TFLite's " + (
-        "reference_integer_ops::Mean (4-D MEAN with keep_dims)" if mode == 0 else
-        "integer reference_ops::Mean (MEAN with equal input and output quantization)")}
-    params = {"input": i4, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
-              "multiplier": mult, "shift": shift, "keep_dims": int(keep_dims), "mode": mode, "__needs__": needs,
-              "input_scale": float(np.float32(inp.scale)), "output_scale": float(np.float32(out.scale))}
-    op.call = Call("unpu_mean_hw_s8", "unpu_mean_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
+    offset = 4 - rank  # axes of the 4-D extended shape
+    params = {"input": shape4(inp.shape, op, g), "input_zero_point": inp.zero_point,
+              "output_zero_point": out.zero_point, "multiplier": mult, "shift": shift,
+              "reduce_mask": sum(1 << (a + offset) for a in axes)}
+    op.call = Call("unpu_mean_s8", "unpu_mean_params_t", params, [Arg("tensor", inp.index), Arg("tensor", out.index)])
 
 
 def _lower_reshape(op: Op, opt, g: Graph) -> None:

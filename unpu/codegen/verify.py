@@ -57,6 +57,8 @@ class VerifyResult:
     weights_bytes: int
     report: dict = field(default_factory=dict)
     warnings: str = ""
+    code_bytes: int = 0  # .text of the generated model.c, host gcc -O2 (kernels not included)
+    kernels_code_bytes: int = 0  # .text of the kernel library objects it links
 
     @property
     def ok(self) -> bool:
@@ -65,7 +67,8 @@ class VerifyResult:
     def summary(self) -> str:
         diff = int(self.max_abs_diff) if float(self.max_abs_diff).is_integer() else f"{self.max_abs_diff:g}"
         return (f"{self.n_inputs} inputs, max abs diff {diff}, arena {self.arena_bytes} B, "
-                f"weights {self.weights_bytes} B" + ("" if self.ok else f", {self.mismatched_inputs} inputs differ"))
+                f"weights {self.weights_bytes} B, code {self.code_bytes} B + kernels {self.kernels_code_bytes} B "
+                f"(host .text)" + ("" if self.ok else f", {self.mismatched_inputs} inputs differ"))
 
 
 def build(out_dir: Path, kernels_dir: Path | None = None, cc: str = "gcc") -> tuple[Path, str]:
@@ -84,6 +87,23 @@ def build(out_dir: Path, kernels_dir: Path | None = None, cc: str = "gcc") -> tu
     if proc.returncode != 0:
         raise BuildError(proc.stderr.strip()[-3000:])
     return exe, proc.stderr.strip()
+
+
+def text_bytes(sources: list[Path], include: list[Path], cc: str = "gcc") -> int:
+    """Size of the .text sections of `sources` compiled with CFLAGS (read with pyelftools)."""
+    from elftools.elf.elffile import ELFFile
+
+    total = 0
+    with tempfile.TemporaryDirectory(prefix="unpu_size_") as tmp:
+        for src in sources:
+            obj = Path(tmp) / (src.stem + ".o")
+            cmd = [cc, *CFLAGS, *(f"-I{d}" for d in include), "-c", str(src), "-o", str(obj)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            if proc.returncode != 0:
+                raise BuildError(proc.stderr.strip()[-3000:])
+            with open(obj, "rb") as f:
+                total += sum(sec.data_size for sec in ELFFile(f).iter_sections() if sec.name.startswith(".text"))
+    return total
 
 
 def run_native(exe: Path, inputs: np.ndarray, out_dtype, out_count: int) -> np.ndarray:
@@ -139,6 +159,10 @@ def verify(data: bytes, n_inputs: int = 20, seed: int = 0, kernels_dir: Path | N
         out_dir = Path(workdir) if workdir is not None else Path(tmp)
         report = generate(data, out_dir, name=name)
         exe, warnings = build(out_dir, kernels_dir)
+        kdir = Path(kernels_dir or KERNELS_DIR)
+        include = [out_dir, kdir, kdir / "ref"]
+        code = text_bytes([out_dir / "model.c"], include)
+        kernels_code = text_bytes(sorted((kdir / "ref").glob("*.c")), include)
         in_d, out_d = input_detail(data)
         inputs = random_inputs(in_d, n_inputs, seed)
         expected = reference_outputs(data, inputs)
@@ -146,4 +170,4 @@ def verify(data: bytes, n_inputs: int = 20, seed: int = 0, kernels_dir: Path | N
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     per_input = diff.reshape(n_inputs, -1).max(axis=1) if diff.size else np.zeros(n_inputs)
     return VerifyResult(n_inputs, float(diff.max()) if diff.size else 0.0, int((per_input > 0).sum()),
-                        report["arena_bytes"], report["weights_bytes"], report, warnings)
+                        report["arena_bytes"], report["weights_bytes"], report, warnings, code, kernels_code)
