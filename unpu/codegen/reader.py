@@ -505,20 +505,26 @@ def _lower_conv(op: Op, opt, g: Graph) -> None:
         raise _unsupported(op, t, f"is a grouped convolution ({i4.c} input channels, filter depth {ic}), which is not supported")
     if len(w.scales) > 1 and w.quantized_dimension != 0:
         raise _unsupported(op, t, "has filter scales along a dimension other than 0")
+    params = _conv_window_params(op, opt, g, i4, o4, kh, kw, oc, inp, w, out)
+    op.macs = o4.n * o4.h * o4.w * oc * kh * kw * ic
+    op.call = Call("unpu_conv2d_s8", "unpu_conv_params_t", params,
+                   [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, oc), Arg("tensor", out.index)])
+
+
+def _conv_window_params(op: Op, opt, g: Graph, i4, o4, kh: int, kw: int, oc: int, inp, w, out) -> dict:
+    """Strides, dilation, TFLite's padding, offsets, activation range and per-channel multipliers
+    shared by CONV_2D and DEPTHWISE_CONV_2D."""
     sh, sw = int(opt.strideH), int(opt.strideW)
     dh, dw = int(opt.dilationHFactor or 1), int(opt.dilationWFactor or 1)
     pad_top, pad_left, oh, ow = compute_padding_height_width(_PADDING[opt.padding], sh, sw, dh, dw, i4.h, i4.w, kh, kw)
     if (oh, ow, oc) != (o4.h, o4.w, o4.c):
-        raise _unsupported(op, t, f"has output {o4.h}x{o4.w}x{o4.c}, TFLite's padding rule gives {oh}x{ow}x{oc}")
+        raise _unsupported(op, g.tensors, f"has output {o4.h}x{o4.w}x{o4.c}, TFLite's padding rule gives {oh}x{ow}x{oc}")
     mults, shifts = conv_per_channel_multipliers(inp.scale, w.scales, out.scale, oc)
     act_min, act_max = _act(op, g, opt, out)
-    params = {"input": i4, "output": o4, "filter_h": kh, "filter_w": kw, "stride_h": sh, "stride_w": sw,
-              "dilation_h": dh, "dilation_w": dw, "pad_top": pad_top, "pad_left": pad_left,
-              "input_offset": -inp.zero_point, "output_offset": out.zero_point, "act_min": act_min, "act_max": act_max,
-              "multiplier": ConstArray("int32_t", mults), "shift": ConstArray("int32_t", shifts)}
-    op.macs = o4.n * o4.h * o4.w * oc * kh * kw * ic
-    op.call = Call("unpu_conv2d_s8", "unpu_conv_params_t", params,
-                   [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, oc), Arg("tensor", out.index)])
+    return {"input": i4, "output": o4, "filter_h": kh, "filter_w": kw, "stride_h": sh, "stride_w": sw,
+            "dilation_h": dh, "dilation_w": dw, "pad_top": pad_top, "pad_left": pad_left,
+            "input_offset": -inp.zero_point, "output_offset": out.zero_point, "act_min": act_min, "act_max": act_max,
+            "multiplier": ConstArray("int32_t", mults), "shift": ConstArray("int32_t", shifts)}
 
 
 def _lower_dwconv(op: Op, opt, g: Graph) -> None:
@@ -533,18 +539,8 @@ def _lower_dwconv(op: Op, opt, g: Graph) -> None:
     if len(w.scales) > 1 and w.quantized_dimension != 3:
         raise _unsupported(op, t, "has filter scales along a dimension other than 3")
     depth_multiplier = oc // i4.c
-    sh, sw = int(opt.strideH), int(opt.strideW)
-    dh, dw = int(opt.dilationHFactor or 1), int(opt.dilationWFactor or 1)
-    pad_top, pad_left, oh, ow = compute_padding_height_width(_PADDING[opt.padding], sh, sw, dh, dw, i4.h, i4.w, kh, kw)
-    if (oh, ow, oc) != (o4.h, o4.w, o4.c):
-        raise _unsupported(op, t, f"has output {o4.h}x{o4.w}x{o4.c}, TFLite's padding rule gives {oh}x{ow}x{oc}")
-    mults, shifts = conv_per_channel_multipliers(inp.scale, w.scales, out.scale, oc)
-    act_min, act_max = _act(op, g, opt, out)
-    params = {"input": i4, "output": o4, "filter_h": kh, "filter_w": kw, "depth_multiplier": depth_multiplier,
-              "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw, "pad_top": pad_top,
-              "pad_left": pad_left, "input_offset": -inp.zero_point, "output_offset": out.zero_point,
-              "act_min": act_min, "act_max": act_max,
-              "multiplier": ConstArray("int32_t", mults), "shift": ConstArray("int32_t", shifts)}
+    params = _conv_window_params(op, opt, g, i4, o4, kh, kw, oc, inp, w, out)
+    params["depth_multiplier"] = depth_multiplier
     op.macs = o4.n * o4.h * o4.w * oc * kh * kw
     op.call = Call("unpu_depthwise_conv2d_s8", "unpu_dwconv_params_t", params,
                    [Arg("tensor", inp.index), Arg("tensor", w.index), _bias(op, g, 2, oc), Arg("tensor", out.index)])
