@@ -267,6 +267,7 @@ class _Job:
             if n_val:
                 self.metrics.update(validate(client, reference, inputs[1:], self._classification()))
         self.metrics.update(latency_metrics(measurement))
+        self.metrics.update(self.board.measurement_metrics(measurement, self.metrics))
         for stage in ("init", "input", "inference", "output", "post"):
             self.metrics[f"cycles/{stage}"] = float(sorted(measurement.cycle_series(stage))[len(measurement.windows) // 2])
         for step, row in enumerate(window_metrics(measurement)):

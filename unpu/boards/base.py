@@ -70,5 +70,10 @@ class Board:
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
         raise NotImplementedError
 
+    def measurement_metrics(self, measurement: Any, metrics: dict[str, float]) -> dict[str, float]:
+        """Board-specific metrics derived from a measurement (e.g. instruction counts on an
+        emulator); returned entries are added to, or replace, the generic latency metrics."""
+        return {}
+
     def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> AbstractContextManager[DutClient]:
         raise NotImplementedError

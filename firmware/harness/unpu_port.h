@@ -1,0 +1,30 @@
+/*
+ * What a board port provides to the portable harness (firmware/ports/<board>/).
+ * The harness never touches hardware directly; everything board-specific is behind these calls.
+ */
+#ifndef UNPU_PORT_H
+#define UNPU_PORT_H
+
+#include <stdint.h>
+
+void port_init(void);                               /* clocks, UART, timer, pins */
+
+/* Serial link (the DUT protocol runs over it). */
+int port_uart_getc(void);                           /* blocks; returns 0..255, or -1 when the link is gone */
+void port_uart_write(const uint8_t *data, uint32_t len);
+
+/* Stage timer: a monotonic 64-bit tick count (the port handles counter wrap) and its rate. */
+uint64_t port_timer_ticks(void);
+uint32_t port_timer_hz(void);
+const char *port_timer_name(void);                  /* "dwt" | "systick" | "os" */
+
+/* Pins for the power meter: the timestamp pin falls for >= 1 us at each m-lap-us point; the
+ * stage pin toggles at stage boundaries. Ports without pins implement them as no-ops. */
+void port_pin_timestamp(int level);
+void port_pin_stage(int level);
+void port_delay_us(uint32_t us);
+
+/* Leave the program (semihosting exit on QEMU, exit() natively, a reset or a halt on boards). */
+void port_exit(int code);
+
+#endif /* UNPU_PORT_H */
