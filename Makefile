@@ -6,8 +6,8 @@ BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PYTHON      := $(VENV)/bin/python
 INSTALLED   := $(VENV)/.installed
-# Debian packages the tests need (none yet; QEMU and the Arm toolchain arrive with the firmware).
-DEBIAN_PACKAGES :=
+# Debian packages the tests need: the Arm toolchain and newlib (firmware), QEMU (emulated boards), clang (fuzzer).
+DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm clang libclang-rt-14-dev
 
 .PHONY: demo test install debian-packages clean
 

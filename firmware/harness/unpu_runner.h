@@ -10,6 +10,9 @@
 
 int runner_init(void);                               /* stage init: runtime/NPU bring-up, graph construction */
 uint32_t runner_input_size(void);                    /* bytes the input tensor takes */
+/* added: a runner-owned buffer of runner_input_size() bytes, outside the arena, where the harness
+ * keeps the uploaded input between inferences (runner_init may clear the arena; no heap anywhere). */
+uint8_t *runner_input_buffer(void);
 int runner_load_input(const uint8_t *data, uint32_t len);   /* stage input: copy to where the kernels read it */
 int runner_run(void);                                /* stage inference */
 int runner_read_output(void);                        /* stage output: results copied out of the arena */

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from unpu.boards.base import Board, BoardError, DeviceCrashed, Firmware, QuantizedModel
+from unpu.boards.base import Board, BoardError, Firmware, QuantizedModel
+from unpu.boards.process import check_alive, stop, wait_for_line
 from unpu.cache import Cache, bytes_digest, source_digest
 from unpu.protocol import DutClient, Transcript
 
@@ -142,7 +141,7 @@ class HostBoard(Board):
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
         try:
-            pty_path = self._wait_for_pty(proc, stderr_path)
+            pty_path = _wait_for_pty(proc, stderr_path)
             port = serial.Serial(pty_path, baudrate=int(self.board.serial.baudrate), timeout=0.2)
             try:
                 client = DutClient(port, float(self.cfg.bench.timeout_s), transcript,
@@ -155,42 +154,10 @@ class HostBoard(Board):
             _stop(proc)
             firmware.artifacts["device/stderr.log"] = stderr_path
 
-    def _wait_for_pty(self, proc: subprocess.Popen, stderr_path: Path) -> str:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-            if ready:
-                line = proc.stdout.readline().decode(errors="replace").strip()
-                if line.startswith("pty "):
-                    return line[4:]
-                if not line:  # stdout closed: the process is exiting
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        pass
-                    _check_alive(proc, stderr_path)
-                    raise BoardError("host device closed its stdout without announcing a pty")
-            _check_alive(proc, stderr_path)
-        raise BoardError(f"host device did not announce its pty within {START_TIMEOUT_S} s")
+
+def _wait_for_pty(proc: subprocess.Popen, stderr_path: Path) -> str:
+    return wait_for_line(proc, stderr_path, "pty ", START_TIMEOUT_S)
 
 
-def _check_alive(proc: subprocess.Popen, stderr_path: Path) -> None:
-    code = proc.poll()
-    if code is None:
-        return
-    reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    tail = stderr_path.read_text(errors="replace").strip().splitlines()[-3:] if stderr_path.exists() else []
-    raise DeviceCrashed(f"host device process died ({reason})" + (f": {' | '.join(tail)}" if tail else ""))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    if proc.stdout:
-        proc.stdout.close()
+_check_alive = check_alive  # kept under their old names for callers and tests
+_stop = stop
