@@ -1,0 +1,235 @@
+/*
+ * unpu_port.h for the QEMU MPS2 (AN386, Cortex-M4F) and MPS3 (AN547, Cortex-M55) images.
+ *
+ * UART: CMSDK APB UART0, polled (STATE bit0 TX full, bit1 RX full; CTRL bits 0/1 enable TX/RX;
+ * QEMU drops TX bytes unless TX is enabled). The host link is QEMU's TCP chardev.
+ *
+ * Timer: DWT CYCCNT when it counts (real silicon); QEMU's reads 0, so SysTick is used, clocked by
+ * the core clock (CLKSOURCE=1), reload 0xFFFFFF, with the 24-bit wrap counted in SysTick_Handler.
+ * Ticks = overflows * 2^24 + (2^24 - VAL) mod 2^24, read race-free (overflow count read twice).
+ *
+ * Determinism under `-icount shift=0`: the instruction stream is deterministic except where the
+ * firmware waits for the host (UART RX polling). After every such wait the SysTick phase is re-zeroed
+ * (CVR written while the running total is carried over), so the timer's tick boundaries fall on the
+ * same instructions in every run and stage counts repeat exactly. The tick fraction (< 1 tick) in
+ * progress at that instant is dropped; no timed stage ever spans a UART wait.
+ *
+ * Pins: the FPGAIO LED register (bit 0 = timestamp pin, bit 1 = stage pin); QEMU traces writes with
+ * `-trace mps2_fpgaio_write`.
+ */
+#include <stdint.h>
+
+#include "cmsdk_port.h"
+#include "unpu_harness.h"
+
+#define REG(addr) (*(volatile uint32_t *)(addr))
+
+#define UART_DATA REG(BOARD_UART0_BASE + 0x00u)
+#define UART_STATE REG(BOARD_UART0_BASE + 0x04u)
+#define UART_CTRL REG(BOARD_UART0_BASE + 0x08u)
+#define UART_BAUDDIV REG(BOARD_UART0_BASE + 0x10u)
+#define UART_STATE_TXFULL 1u
+#define UART_STATE_RXFULL 2u
+
+#define FPGAIO_LED REG(BOARD_FPGAIO_BASE + 0x00u)
+
+#define SYST_CSR REG(0xE000E010u)
+#define SYST_RVR REG(0xE000E014u)
+#define SYST_CVR REG(0xE000E018u)
+#define SCB_ICSR REG(0xE000ED04u)
+#define SCB_SHPR3 REG(0xE000ED20u)
+#define DEMCR REG(0xE000EDFCu)
+#define DWT_CTRL REG(0xE0001000u)
+#define DWT_CYCCNT REG(0xE0001004u)
+
+#define SYSTICK_RELOAD 0xFFFFFFu
+
+/* -- UART ---------------------------------------------------------------------------------- */
+
+static void uart_init(void)
+{
+    UART_CTRL = 0;
+    UART_BAUDDIV = BOARD_CPU_HZ / 115200u;   /* QEMU ignores the rate; real CMSDK UARTs need >= 16 */
+    UART_CTRL = 3u;                          /* TX and RX enable, no interrupts */
+}
+
+static void uart_putc(uint8_t c)
+{
+    while (UART_STATE & UART_STATE_TXFULL) {
+    }
+    UART_DATA = c;
+}
+
+void port_uart_write(const uint8_t *data, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++)
+        uart_putc(data[i]);
+}
+
+void cmsdk_uart_puts(const char *s)
+{
+    while (*s)
+        uart_putc((uint8_t)*s++);
+}
+
+static void timer_resync(void);
+
+int port_uart_getc(void)
+{
+    /* The link cannot "go away" on QEMU (the chardev waits for a client): block. */
+    while (!(UART_STATE & UART_STATE_RXFULL)) {
+    }
+    int c = (int)(UART_DATA & 0xFFu);
+    timer_resync();
+    return c;
+}
+
+/* -- timer --------------------------------------------------------------------------------- */
+
+static int use_dwt;
+static volatile uint32_t systick_overflows;   /* wraps since the last resync */
+static uint64_t systick_base;                 /* ticks accumulated before the last resync */
+static uint32_t dwt_last;
+static uint64_t dwt_high;
+
+void SysTick_Handler(void)
+{
+    (void)SYST_CSR;   /* clears COUNTFLAG */
+    systick_overflows++;
+}
+
+static uint64_t systick_now(void)
+{
+    uint32_t hi, val;
+    do {
+        hi = systick_overflows;
+        val = SYST_CVR;
+    } while (hi != systick_overflows);
+    return systick_base + ((uint64_t)hi << 24) + ((SYSTICK_RELOAD + 1u - val) & SYSTICK_RELOAD);
+}
+
+static void timer_resync(void)
+{
+    if (use_dwt)
+        return;
+    __asm volatile("cpsid i" ::: "memory");
+    systick_base = systick_now();
+    SYST_CVR = 0;                 /* the count restarts from this instruction */
+    SCB_ICSR = 1u << 25;          /* PENDSTCLR: a wrap cannot be pending after the reset */
+    (void)SYST_CSR;               /* clear COUNTFLAG */
+    systick_overflows = 0;
+    __asm volatile("cpsie i" ::: "memory");
+}
+
+static int dwt_counts(void)
+{
+    DEMCR |= 1u << 24;            /* TRCENA */
+    DWT_CYCCNT = 0;
+    DWT_CTRL |= 1u;               /* CYCCNTENA */
+    uint32_t a = DWT_CYCCNT;
+    for (volatile int i = 0; i < 100; i++) {
+    }
+    uint32_t b = DWT_CYCCNT;
+    return b != a;
+}
+
+static void timer_init(void)
+{
+    use_dwt = dwt_counts();
+    /* SysTick runs either way (it is cheap) but is only read when DWT does not count. */
+    SYST_CSR = 0;
+    SYST_RVR = SYSTICK_RELOAD;
+    SYST_CVR = 0;
+    SCB_SHPR3 = (SCB_SHPR3 & 0x00FFFFFFu);   /* SysTick at the highest priority */
+    systick_overflows = 0;
+    systick_base = 0;
+    SYST_CSR = 7u;                           /* ENABLE | TICKINT | CLKSOURCE = core clock */
+}
+
+uint64_t port_timer_ticks(void)
+{
+    if (use_dwt) {
+        uint32_t now = DWT_CYCCNT;           /* extended to 64 bits: read at least every 2^32 cycles */
+        if (now < dwt_last)
+            dwt_high += 1ull << 32;
+        dwt_last = now;
+        return dwt_high + now;
+    }
+    return systick_now();
+}
+
+uint32_t port_timer_hz(void)
+{
+    return use_dwt ? BOARD_CPU_HZ : BOARD_SYSTICK_HZ;
+}
+
+const char *port_timer_name(void)
+{
+    return use_dwt ? "dwt" : "systick";
+}
+
+void port_delay_us(uint32_t us)
+{
+    uint64_t end = port_timer_ticks() + ((uint64_t)us * port_timer_hz() + 999999u) / 1000000u;
+    while (port_timer_ticks() < end) {
+    }
+}
+
+/* -- pins ---------------------------------------------------------------------------------- */
+
+static uint32_t led_shadow;
+
+static void led_set(uint32_t bit, int level)
+{
+    led_shadow = level ? (led_shadow | bit) : (led_shadow & ~bit);
+    FPGAIO_LED = led_shadow;
+}
+
+void port_pin_timestamp(int level) { led_set(1u, level); }
+void port_pin_stage(int level) { led_set(2u, level); }
+
+/* -- semihosting and exit ------------------------------------------------------------------- */
+
+static int semihost_call(int op, void *arg)
+{
+    register int r0 __asm("r0") = op;
+    register void *r1 __asm("r1") = arg;
+    __asm volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+
+void semihost_write0(const char *s)
+{
+    semihost_call(0x04, (void *)s);                  /* SYS_WRITE0 */
+}
+
+void semihost_exit(int code)
+{
+    uint32_t block[2] = {0x20026u, (uint32_t)code};  /* ADP_Stopped_ApplicationExit, exit code */
+    semihost_call(0x20, block);                      /* SYS_EXIT_EXTENDED */
+}
+
+void port_exit(int code)
+{
+    semihost_exit(code);
+    for (;;) {
+    }
+}
+
+/* -- init and main -------------------------------------------------------------------------- */
+
+void port_init(void)
+{
+    uart_init();
+    timer_init();
+    led_shadow = 0;
+    FPGAIO_LED = 0;
+}
+
+#ifndef CMSDK_PORT_NO_MAIN
+int main(void)
+{
+    port_init();
+    return unpu_harness_main();
+}
+#endif
