@@ -14,12 +14,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from unpu import config_dir
+
 log = logging.getLogger("unpu")
-
-
-def _config_dir() -> str:
-    packaged = Path(__file__).resolve().parent / "conf"  # a wheel install ships conf/ inside the package
-    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf")
 
 
 def _is_multirun() -> bool:
@@ -29,7 +26,7 @@ def _is_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path=_config_dir(), config_name="config")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 

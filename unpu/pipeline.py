@@ -45,7 +45,7 @@ def preflight(cfg: DictConfig):
     if board.get("adapter") is None:
         raise UsageError(
             f"board '{board.name}' (support: {board.support}) cannot run yet: missing {board.missing}; "
-            "boards that run now: host")
+            f"boards that run now: {', '.join(runnable_boards())}")
     if not cfg.meter.get("available", False):
         raise UsageError(f"meter={cfg.meter.name} cannot run yet: missing {cfg.meter.get('missing')}")
     _check_quant(cfg)
@@ -54,6 +54,14 @@ def preflight(cfg: DictConfig):
     from hydra.utils import instantiate
 
     return instantiate(board.adapter, cfg=cfg, _recursive_=False)
+
+
+def runnable_boards() -> list[str]:
+    """Boards whose YAML names an adapter, read from conf/board/ (no adapter module is imported)."""
+    from unpu import config_dir
+
+    board_dir = Path(config_dir()) / "board"
+    return sorted(p.stem for p in board_dir.glob("*.yaml") if OmegaConf.load(p).get("adapter") is not None)
 
 
 def _check_quant(cfg: DictConfig) -> None:
