@@ -255,19 +255,21 @@ def _mlflow_runs(cwd: Path):
     return client, client.search_runs([exp.experiment_id])
 
 
-def test_e2e_native_dscnn(shared_cache, tmp_path):
-    out = run_unpu(["board=native", "model=dscnn", "bench.windows=2", "bench.iterations=3"], tmp_path,
-                   env={"UNPU_CACHE_DIR": str(shared_cache)})
+def test_e2e_native_three_zoo_models(shared_cache, tmp_path):
+    out = run_unpu(["-m", "board=native", "model=dscnn,resnet8,autoencoder", "bench.windows=2",
+                    "bench.iterations=3"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)})
     assert out.returncode == 0, out.stderr[-3000:]
     client, runs = _mlflow_runs(tmp_path)
-    (run,) = runs
-    assert run.info.status == "FINISHED", run.data.tags.get("unpu.error")
-    m, t = run.data.metrics, run.data.tags
-    assert m["validation/max_abs_diff_lsb"] == 0
-    assert m["latency/inference_us"] > 0 and m["memory/flash"] > 0 and m["memory/ram"] > 0
-    assert t["source.latency"] == "measured" and t["device.timer"] == "os" and t["runtime"] == "unpu-codegen"
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "firmware")}
-    assert {"firmware/firmware.elf", "firmware/size_report.txt"} <= artifacts
+    children = [r for r in runs if r.data.tags.get("unpu.kind") == "job"]
+    assert sorted(r.data.tags["model"] for r in children) == ["autoencoder", "dscnn", "resnet8"]
+    for run in children:
+        assert run.info.status == "FINISHED", run.data.tags.get("unpu.error")
+        m, t = run.data.metrics, run.data.tags
+        assert m["validation/max_abs_diff_lsb"] == 0  # the C kernels match LiteRT's FC rounding too
+        assert m["latency/inference_us"] > 0 and m["memory/flash"] > 0 and m["memory/ram"] > 0
+        assert t["source.latency"] == "measured" and t["device.timer"] == "os" and t["runtime"] == "unpu-codegen"
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "firmware")}
+        assert {"firmware/firmware.elf", "firmware/size_report.txt"} <= artifacts
 
 
 def _native_processes(root: Path) -> list[int]:
