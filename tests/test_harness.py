@@ -298,6 +298,17 @@ def test_hanging_firmware_is_killed_and_run_failed(shared_cache, tmp_path):
     assert _native_processes(shared_cache / "native_fw") == []
 
 
+def test_wrong_output_fails_a_bit_exact_board(shared_cache, tmp_path):
+    out = run_unpu(["board=native", "model=dscnn", "board.cflags=[-DUNPU_TEST_CORRUPT_OUTPUT]",
+                    "bench.windows=1", "bench.iterations=1"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)})
+    assert out.returncode == 1
+    client, runs = _mlflow_runs(tmp_path)
+    (run,) = runs
+    assert run.info.status == "FAILED"
+    assert "differs from LiteRT's reference kernels by up to 1" in run.data.tags["unpu.error"]
+    assert run.data.metrics["validation/max_abs_diff_lsb"] == 1  # the evidence is still recorded
+
+
 # ---- fuzzing -----------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed (Debian package clang)")

@@ -23,6 +23,10 @@ class UsageError(Exception):
     """The job cannot start as configured; the message is one line for the user (exit code 2)."""
 
 
+class ValidationFailed(RuntimeError):
+    """A bit-exact board's output did not equal the reference."""
+
+
 class JobFailed(Exception):
     """The job started and failed; it is recorded FAILED in MLflow."""
 
@@ -203,6 +207,7 @@ class _Job:
         self._derive_efficiency()
         self.recorder.log_metrics(self.metrics)
         self.recorder.set_tags(self.tags)
+        self._require_exact_output()
         from unpu import console
 
         console.run_summary(f"{cfg.board.name} · {model.name} · {cfg.quant.name}",
@@ -283,6 +288,13 @@ class _Job:
         self._tag({"device.clock_hz": measurement.clock_hz, "device.timer": measurement.timer,
                    "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations})
         self.artifacts.extend(firmware.artifacts.items())
+
+    def _require_exact_output(self) -> None:
+        diff = self.metrics.get("validation/max_abs_diff_lsb", self.metrics.get("validation/max_abs_diff", 0))
+        if self.board.bit_exact and diff:
+            raise ValidationFailed(
+                f"device output differs from LiteRT's reference kernels by up to {diff:g} "
+                f"({self.metrics.get('validation/mismatch_fraction', 0):.2%} of values); {self.cfg.board.name} must be bit-exact")
 
     def _derive_efficiency(self) -> None:
         """Spec vs reality: achieved GOP/s from the graph's MACs, and its share of the board's peak."""

@@ -9,6 +9,7 @@
  *   UNPU_MAX_ITERATIONS  if > 0, `infer N W` with N or W above it is refused (the fuzzer sets it so
  *                        that a random `infer 999999999%` does not stall a run); default 0 = no limit
  *   UNPU_TEST_HANG       test only: `infer` never returns (checks the host's timeout handling)
+ *   UNPU_TEST_CORRUPT_OUTPUT  test only (runner_codegen.c): flips a bit of the output (checks validation)
  */
 #ifndef UNPU_HARNESS_H
 #define UNPU_HARNESS_H

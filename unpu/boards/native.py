@@ -56,6 +56,7 @@ def compile_native(model: bytes, out: Path, post: str, model_id: str, build_id: 
 
 
 class NativeBoard(Board):
+    bit_exact = True
     source_latency = "measured"
 
     def _parts(self, model: QuantizedModel) -> dict:

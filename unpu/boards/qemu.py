@@ -93,6 +93,7 @@ def _die_with_parent() -> None:
 
 
 class QemuBoard(Board):
+    bit_exact = True
     source_latency = "emulated"
 
     # -- build ---------------------------------------------------------------------------------
