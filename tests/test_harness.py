@@ -286,7 +286,7 @@ def _native_processes(root: Path) -> list[int]:
 
 def test_hanging_firmware_is_killed_and_run_failed(shared_cache, tmp_path):
     t0 = time.monotonic()
-    out = run_unpu(["board=native", "model=dscnn", "board.cflags=[-DUNPU_TEST_HANG]", "bench.timeout_s=3",
+    out = run_unpu(["board=native", "model=dscnn", "board.firmware_cflags=[-DUNPU_TEST_HANG]", "bench.timeout_s=3",
                     "bench.windows=1", "bench.iterations=1"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)},
                    timeout=600)
     assert out.returncode != 0
@@ -299,7 +299,7 @@ def test_hanging_firmware_is_killed_and_run_failed(shared_cache, tmp_path):
 
 
 def test_wrong_output_fails_a_bit_exact_board(shared_cache, tmp_path):
-    out = run_unpu(["board=native", "model=dscnn", "board.cflags=[-DUNPU_TEST_CORRUPT_OUTPUT]",
+    out = run_unpu(["board=native", "model=dscnn", "board.firmware_cflags=[-DUNPU_TEST_CORRUPT_OUTPUT]",
                     "bench.windows=1", "bench.iterations=1"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)})
     assert out.returncode == 1
     client, runs = _mlflow_runs(tmp_path)

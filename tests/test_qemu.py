@@ -85,7 +85,7 @@ def test_qemu_boards_end_to_end_and_deterministic(tmp_path, shared_cache):
 def test_hanging_firmware_is_killed_and_recorded_failed(tmp_path, shared_cache):
     before = _qemu_pids()
     proc = run_unpu(["board=qemu_m4", "model=autoencoder", "bench.timeout_s=3", "bench.windows=1",
-                     "+board.firmware_cflags=[-DUNPU_TEST_HANG]"], tmp_path,
+                     "board.firmware_cflags=[-DUNPU_TEST_HANG]"], tmp_path,
                     env={"UNPU_CACHE_DIR": str(shared_cache)}, timeout=600)
     assert proc.returncode != 0
     assert _qemu_pids() <= before, "QEMU left running after a timeout"

@@ -64,7 +64,7 @@ class NativeBoard(Board):
         return {"model": model.digest, "sources": sources_digest(HARNESS, KERNELS, PORT),
                 "codegen": source_digest("unpu.codegen", "unpu.boards.cfirmware", "unpu.boards.native"),
                 "cc": cc, "cc_version": _cc_version(cc), "post": str(self.cfg.model.post),
-                "model_id": str(self.cfg.model.name), "cflags": [str(f) for f in self.board.get("cflags") or []]}
+                "model_id": str(self.cfg.model.name), "cflags": [str(f) for f in self.board.get("firmware_cflags") or []]}
 
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
         parts = self._parts(model)
