@@ -34,7 +34,7 @@ def test_help_and_cfg_import_no_tensorflow_mlflow_or_tflm(args):
 
 def test_help_lists_every_group_choice():
     out = run_unpu(["--help"], REPO)
-    for line in ("board: alif_e7, corstone300, cv1800b, esp32s3, gap8, host, hxwe2, max78000, max78002, mcxn947, native,"
+    for line in ("board: alif_e7, alif_e7_he, corstone300, cv1800b, esp32s3, gap8, host, hxwe2, max78000, max78002, mcxn947, native,"
                  " qemu_m4, qemu_m55, stm32h7a3, stm32n6",
                  "quant: float32, int16x8, int8, int8_per_tensor",
                  "model: ad_fc, autoencoder, dscnn, file, mobilenet, nas, resnet, resnet8, simplenet, yolov1"):

@@ -6,9 +6,7 @@ qemu-system-arm or arm-none-eabi-gcc is not installed (`make test` installs them
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 

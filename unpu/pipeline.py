@@ -65,7 +65,16 @@ def runnable_boards() -> list[str]:
     from unpu import config_dir
 
     board_dir = Path(config_dir()) / "board"
-    return sorted(p.stem for p in board_dir.glob("*.yaml") if OmegaConf.load(p).get("adapter") is not None)
+    return sorted(p.stem for p in board_dir.glob("*.yaml") if _names_adapter(p))
+
+
+def _names_adapter(path: Path) -> bool:
+    """The board YAML, or a board it extends through its defaults list, names an adapter."""
+    conf = OmegaConf.load(path)
+    if conf.get("adapter") is not None:
+        return True
+    bases = [d for d in conf.get("defaults") or [] if isinstance(d, str) and d != "_self_"]
+    return any(_names_adapter(path.with_name(f"{base}.yaml")) for base in bases)
 
 
 def _check_quant(cfg: DictConfig) -> None:
@@ -102,6 +111,19 @@ def _check_bench(bench: DictConfig) -> None:
             raise UsageError(f"bench.{key} must be >= {low}, got {bench[key]}")
     if float(bench.timeout_s) <= 0 or float(bench.min_window_s) < 0:
         raise UsageError("bench.timeout_s must be > 0 and bench.min_window_s >= 0")
+
+
+def board_peak_ops(board: DictConfig) -> tuple[float | None, str]:
+    """The board's peak ops/s: the NPU's from its YAML (or MAC/cycle x 2 x clock), else the CPU's if given."""
+    npu = board.get("npu")
+    if npu and npu.get("peak_ops_s"):
+        return float(npu.peak_ops_s), f"{npu.name} peak_ops_s from the board YAML"
+    if npu and npu.get("macs_per_cycle") and npu.get("clock_hz"):
+        return 2.0 * float(npu.macs_per_cycle) * float(npu.clock_hz), f"{npu.name}: 2 x macs_per_cycle x clock_hz"
+    cpu = board.get("cpu") or {}
+    if cpu.get("peak_ops_s"):
+        return float(cpu.peak_ops_s), f"{cpu.core} peak_ops_s from the board YAML"
+    return None, ""
 
 
 # -- the job ----------------------------------------------------------------------------------------
@@ -203,7 +225,10 @@ class _Job:
         firmware = self.board.build(model, self.workdir)
         self.metrics.update(firmware.metrics)
         self._tag({"digest.firmware": firmware.digest, **firmware.tags})
-        self._measure(model, firmware)
+        if firmware.extra.get("estimate_only"):
+            self._record_estimate(firmware)
+        else:
+            self._measure(model, firmware)
         self._derive_efficiency()
         self.recorder.log_metrics(self.metrics)
         self.recorder.set_tags(self.tags)
@@ -277,6 +302,7 @@ class _Job:
         with self.board.open(firmware, self.transcript, self.workdir) as client:
             profile = client.profile()
             measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench)
+            self.metrics.update(self.board.device_metrics(client, firmware))
             if n_val:
                 self.metrics.update(validate(client, reference, inputs[1:], self._classification()))
         self.metrics.update(latency_metrics(measurement))
@@ -289,6 +315,13 @@ class _Job:
                    "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations})
         self.artifacts.extend(firmware.artifacts.items())
 
+    def _record_estimate(self, firmware) -> None:
+        """Estimate mode: no device ran; the compiler's estimate is the run's (only) latency."""
+        self.metrics.update(self.board.estimate_metrics(firmware))
+        self.artifacts.extend(firmware.artifacts.items())
+        log.info("estimate mode: nothing was measured; latency is %s's estimate (source.latency=estimated)",
+                 self.cfg.board.toolchain.compiler)
+
     def _require_exact_output(self) -> None:
         diff = self.metrics.get("validation/max_abs_diff_lsb", self.metrics.get("validation/max_abs_diff", 0))
         if self.board.bit_exact and diff:
@@ -297,15 +330,21 @@ class _Job:
                 f"({self.metrics.get('validation/mismatch_fraction', 0):.2%} of values); {self.cfg.board.name} must be bit-exact")
 
     def _derive_efficiency(self) -> None:
-        """Spec vs reality: achieved GOP/s from the graph's MACs, and its share of the board's peak."""
+        """Spec vs reality: achieved GOP/s from the graph's MACs, its share of the board's peak, and
+        how far the run's latency is from the compiler's estimate."""
         inference_us = self.metrics.get("latency/inference_us")
         if not inference_us or not self.metrics.get("model/macs"):
             return
         gops = 2 * self.metrics["model/macs"] / (inference_us * 1e-6) / 1e9
         self.metrics["perf/gops"] = gops
-        npu = self.cfg.board.get("npu")
-        if npu and npu.get("peak_ops_s"):
-            self.metrics["perf/peak_fraction"] = gops * 1e9 / float(npu.peak_ops_s)
+        peak, basis = board_peak_ops(self.cfg.board)
+        if peak:
+            self.metrics["perf/peak_fraction"] = gops * 1e9 / peak
+            self.metrics["perf/peak_gops"] = peak / 1e9
+            self._tag({"perf.peak_basis": basis})
+        estimate = self.metrics.get("estimate/latency_us")
+        if estimate and self.board.source_latency != "estimated":
+            self.metrics["estimate/ratio"] = inference_us / estimate
 
     def log_artifacts(self) -> None:
         from unpu.tracking import log_files

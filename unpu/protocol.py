@@ -19,6 +19,7 @@ MAX_LINE = 4096  # longest line a device may send before we call it garbage
 
 _STAGE_RE = re.compile(r"^m-stage-([a-z]+)-cycles-(\d+)-us-([0-9.]+)$")
 _LAP_RE = re.compile(r"^m-lap-us-(\d+)$")
+_PMU_RE = re.compile(r"^m-pmu-([a-z0-9_]+)-(\d+)$")
 
 
 class ProtocolError(RuntimeError):
@@ -237,6 +238,17 @@ class DutClient:
         missing = [s for s in STAGES if s not in out]
         if missing:
             raise ProtocolError(f"stages% did not report {missing}")
+        return out
+
+    def pmu(self) -> dict[str, int]:
+        """NPU counters of the last `infer` (per timed inference), from firmware built with an NPU
+        PMU (`pmu%`, docs/protocol.md); other lines are ignored. Firmware without one answers
+        `e-[unknown command pmu]`, raised as DeviceError."""
+        out: dict[str, int] = {}
+        for line in self.command("pmu"):
+            match = _PMU_RE.match(line)
+            if match:
+                out[match.group(1)] = int(match.group(2))
         return out
 
     def output(self) -> bytes:

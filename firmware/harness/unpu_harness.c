@@ -2,6 +2,10 @@
  * The DUT protocol (docs/protocol.md), mirroring unpu/boards/host_device.py's DutEngine.
  * C99, no heap, no stdio: answers are assembled in a small line buffer and written through
  * port_uart_write; numbers are formatted here (newlib-nano's printf has no floats).
+ *
+ * -DUNPU_PMU adds the `pmu%` command (docs/protocol.md): NPU performance counters of the last
+ * `infer`, per timed inference. The runner provides them (runner_tflm.cc with -DUNPU_ETHOSU reads
+ * the Ethos-U PMU); builds without UNPU_PMU answer `pmu%` as any unknown command, as before.
  */
 #include "unpu_harness.h"
 
@@ -15,6 +19,16 @@
 #endif
 #ifndef UNPU_MAX_ITERATIONS
 #define UNPU_MAX_ITERATIONS 0
+#endif
+
+#ifdef UNPU_PMU
+/* The runner's NPU counters (declared here so unpu_runner.h stays the same for every runner):
+ * unpu_pmu_reset() zeroes them; they then accumulate over every NPU job until read. */
+void unpu_pmu_reset(void);
+uint32_t unpu_pmu_count(void);              /* how many counters */
+const char *unpu_pmu_name(uint32_t index);  /* [a-z0-9_]+ */
+uint64_t unpu_pmu_value(uint32_t index);
+#define UNPU_PMU_MAX 8
 #endif
 
 #define MAX_WORDS 4           /* every command takes at most 4 words; more are counted, not kept */
@@ -40,6 +54,11 @@ static uint32_t crc_running;
 static uint64_t stage_ticks[ST_COUNT];
 static int have_stages, have_output, have_final;
 static int stage_pin_level;
+#ifdef UNPU_PMU
+static uint64_t pmu_values[UNPU_PMU_MAX];
+static uint32_t pmu_count;
+static void pmu_snapshot(uint64_t iterations);
+#endif
 
 void unpu_harness_reset(void) {
     line_len = 0;
@@ -50,6 +69,10 @@ void unpu_harness_reset(void) {
     memset(stage_ticks, 0, sizeof stage_ticks);
     have_stages = have_output = have_final = 0;
     stage_pin_level = 0;
+#ifdef UNPU_PMU
+    memset(pmu_values, 0, sizeof pmu_values);
+    pmu_count = 0;
+#endif
 }
 
 /* ---- CRC-32 (IEEE, reflected 0xEDB88320, as zlib), bitwise: no table in flash --------------- */
@@ -483,11 +506,17 @@ static void cmd_infer(const word_t *args, uint32_t n) {
     out_str("m-infer-start-");
     out_i64(iterations);
     out_end();
+#ifdef UNPU_PMU
+    unpu_pmu_reset();   /* warm-ups and init are not counted */
+#endif
     t_start = lap();
     for (i = 0; i < iterations; ++i) {
         if (one_inference(ticks)) return;
     }
     t_end = lap();
+#ifdef UNPU_PMU
+    pmu_snapshot((uint64_t)iterations);
+#endif
     out_lap(t_start);
     out_lap(t_end);
     for (stage = ST_INPUT; stage < ST_COUNT; ++stage) {
@@ -498,6 +527,32 @@ static void cmd_infer(const word_t *args, uint32_t n) {
     answer("m-infer-done");
     results_line();
 }
+
+#ifdef UNPU_PMU
+/* Per-inference means of the runner's counters over the timed loop, like the stage ticks. */
+static void pmu_snapshot(uint64_t iterations) {
+    uint32_t i;
+    pmu_count = unpu_pmu_count() < UNPU_PMU_MAX ? unpu_pmu_count() : UNPU_PMU_MAX;
+    for (i = 0; i < pmu_count; ++i) {
+        pmu_values[i] = mean_ticks(unpu_pmu_value(i), iterations);
+    }
+}
+
+static void cmd_pmu(void) {
+    uint32_t i;
+    if (!have_stages) {
+        error_text("pmu: no inference yet");
+        return;
+    }
+    for (i = 0; i < pmu_count; ++i) {
+        out_str("m-pmu-");
+        out_str(unpu_pmu_name(i));
+        out_char('-');
+        out_u64(pmu_values[i]);
+        out_end();
+    }
+}
+#endif
 
 static void cmd_stages(void) {
     int stage;
@@ -567,6 +622,10 @@ static void execute(const word_t *words, uint32_t n) {
         cmd_info();
     } else if (word_is(words[0], "out")) {
         cmd_out();
+#ifdef UNPU_PMU
+    } else if (word_is(words[0], "pmu")) {
+        cmd_pmu();
+#endif
     } else {
         out_str("e-[unknown command ");
         out_word(words[0], 32);

@@ -78,5 +78,9 @@ class Board:
         emulator); returned entries are added to, or replace, the generic latency metrics."""
         return {}
 
+    def device_metrics(self, client: DutClient, firmware: Firmware) -> dict[str, float]:
+        """Extra counters read from the device after the timed windows (e.g. an NPU's PMU)."""
+        return {}
+
     def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> AbstractContextManager[DutClient]:
         raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Model compilers, one module per toolchain (vela: Arm Ethos-U)."""
