@@ -55,7 +55,9 @@ def test_board_without_adapter_exits_2_with_one_line(tmp_path):
     (["model=file"], "model=file needs model.path=PATH"),
     (["model=file", f"model.path={REPO / 'README.md'}"], "expected .tflite, .keras, .h5, .hdf5"),
     (["bench.iterations=0"], "bench.iterations must be >= 1"),
-    (["meter=joulescope"], "meter=joulescope cannot run yet"),
+    (["meter=joulescope"], "meter=joulescope: no Joulescope found"),
+    (["meter=trace"], "meter=trace needs meter.path=FILE.jls"),
+    (["meter=trace", "meter.path=/nonexistent.jls"], "meter=trace: no such file /nonexistent.jls"),
 ])
 def test_bad_input_one_line_nonzero(tmp_path, args, message):
     out = run_unpu(args, tmp_path, timeout=120)

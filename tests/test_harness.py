@@ -113,11 +113,24 @@ def test_corrupted_crc_is_refused(device):
     ("results", "no inference yet"),
     ("", "empty command"),
     ("\x01\x7f~", "unknown command"),
+    ("idle 0", "MS must be 1..60000"),
+    ("idle 70000", "MS must be 1..60000"),
+    ("idle x", "bad idle ms: x"),
+    ("idle", "expected 'idle MS'"),
 ])
 def test_bad_commands_answer_errors_and_device_survives(device, command, error):
     client, _ = device
     with pytest.raises(DeviceError, match=error):
         client.command(command)
+    assert client.name() == "dut-[unpu]"
+
+
+def test_idle_waits_and_answers_idle_done(device):
+    client, _ = device
+    t0 = time.monotonic()
+    client.idle(50)
+    assert time.monotonic() - t0 >= 0.05
+    assert client.transcript.lines[-2].endswith("< m-idle-done")
     assert client.name() == "dut-[unpu]"
 
 
@@ -149,6 +162,7 @@ PARITY_STREAM = [
     b"infer 1 0%", b"db bin 10 0000000%" + bytes(10), b"db load 10%", b"db 00010203040506070809%",
     b"infer 3 1%", b"results%", b"stages%", b"out%", b"\r\n%", b"db bin 12 0%", b"db bin -1 0%",
     b"db load +10%", b"db 0x%", b"db load 1 2%", b"infer 1 -2%", b"stages extra%",
+    b"idle 1%", b"idle 0%", b"idle 60001%", b"idle -5%", b"idle x%", b"idle%", b"idle 1 2%",
 ]
 _VOLATILE = [(re.compile(r"^(m-lap-us-|m-stage-\w+-cycles-)\d+(-us-)[0-9.]+$"), r"\1N\2N"),
              (re.compile(r"^m-lap-us-\d+$"), "m-lap-us-N"), (re.compile(r"^m-(arena|build|model)-.*$"), r"m-\1-X")]

@@ -101,6 +101,25 @@ def test_bad_commands_answer_errors_and_device_survives(device, command, error):
     assert client.name() == "dut-[unpu]"
 
 
+def test_idle_waits_and_answers_idle_done(device):
+    client, _ = device
+    t0 = time.monotonic()
+    client.idle(50)
+    assert time.monotonic() - t0 >= 0.05
+    assert client.transcript.lines[-2].endswith("< m-idle-done")
+
+
+@pytest.mark.parametrize("command, error", [
+    ("idle 0", "MS must be 1..60000"), ("idle 70000", "MS must be 1..60000"), ("idle x", "bad idle ms: x"),
+    ("idle", "expected 'idle MS'"), ("idle 1 2", "expected 'idle MS'"),
+])
+def test_idle_bad_arguments_are_refused(device, command, error):
+    client, _ = device
+    with pytest.raises(DeviceError, match=error):
+        client.command(command)
+    assert client.name() == "dut-[unpu]"
+
+
 def test_bad_hex_payload(device):
     client, _ = device
     client.command("db load 4")

@@ -28,17 +28,25 @@ def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run
     table.add_column("median µs", justify="right")
     table.add_column("min µs", justify="right")
     table.add_column("max µs", justify="right")
+    energy = any(k.startswith("energy/") for k in metrics)
+    if energy:
+        table.add_column(f"energy µJ ({tags.get('source.energy')})", justify="right")
+        table.add_column("net of idle µJ", justify="right")
     for stage in STAGE_ROWS:
         key = f"latency/{stage}_us"
         if key in metrics:
-            table.add_row(stage, *(_us(metrics.get(key + suffix)) for suffix in ("", "_min", "_max")))
+            row = [_us(metrics.get(key + suffix)) for suffix in ("", "_min", "_max")]
+            if energy:
+                row += [_uj(metrics.get(f"energy/{stage}_uj")), _uj(metrics.get(f"energy/{stage}_net_uj"))]
+            table.add_row(stage, *row)
     console = _console()
     console.print(table)
     if tags.get("source.latency") == "estimated":
         console.print(_estimate_banner(metrics, tags), soft_wrap=True)
     notes = [f"latency source: {tags.get('source.latency')}"]
     for key in ("memory/arena", "memory/model", "model/params", "model/macs", "perf/gops", "perf/peak_fraction",
-                "estimate/latency_us", "estimate/ratio", "validation/max_abs_diff_lsb", "validation/top1_agree"):
+                "estimate/latency_us", "estimate/ratio", "energy/window_uj", "power/active_mw", "power/idle_mw",
+                "validation/max_abs_diff_lsb", "validation/top1_agree"):
         if key in metrics:
             notes.append(f"{key} = {metrics[key]:.4g}")
     console.print("  ".join(notes), soft_wrap=True)
@@ -47,6 +55,10 @@ def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run
 
 def _us(value: float | None) -> str:
     return "—" if value is None else f"{value:,.1f}"
+
+
+def _uj(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.3f}"
 
 
 def _estimate_banner(metrics: dict[str, float], tags: dict[str, Any]) -> str:

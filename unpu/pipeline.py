@@ -45,6 +45,7 @@ class JobResult:
 # -- pre-flight: nothing here builds, converts or imports TensorFlow ----------------------------------
 
 def preflight(cfg: DictConfig):
+    """The board adapter and the meter (None for meter=none), or UsageError (one line)."""
     board = cfg.board
     if board.get("adapter") is None:
         raise UsageError(
@@ -57,7 +58,22 @@ def preflight(cfg: DictConfig):
     _check_bench(cfg.bench)
     from hydra.utils import instantiate
 
-    return instantiate(board.adapter, cfg=cfg, _recursive_=False)
+    return instantiate(board.adapter, cfg=cfg, _recursive_=False), _meter(cfg)
+
+
+def _meter(cfg: DictConfig):
+    if cfg.meter.get("adapter") is None:
+        return None
+    from hydra.utils import instantiate
+
+    from unpu.meters.base import MeterError
+
+    meter = instantiate(cfg.meter.adapter, cfg=cfg, _recursive_=False)
+    try:
+        meter.preflight()
+    except MeterError as exc:
+        raise UsageError(str(exc)) from None
+    return meter
 
 
 def runnable_boards() -> list[str]:
@@ -132,16 +148,16 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
     from unpu import stages
     from unpu.tracking import RunRecorder
 
-    board = preflight(cfg)
+    board, meter = preflight(cfg)
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"{cfg.board.name}/{stages.model_id(cfg)}/{cfg.quant.name}"
     try:
         recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
-                               tags=_base_tags(cfg, board))
+                               tags=_base_tags(cfg, board, meter))
     except Exception as exc:  # unreachable server, unwritable database...
         raise UsageError(f"cannot record to MLflow at {cfg.tracking.uri}: {_one_line(exc)}"[:400]) from None
     handler = _attach_log(workdir / "run.log")
-    job = _Job(cfg, board, workdir, recorder)
+    job = _Job(cfg, board, workdir, recorder, meter)
     status = "FAILED"
     try:
         job.run()
@@ -187,7 +203,7 @@ def _attach_log(path: Path) -> logging.Handler:
     return handler
 
 
-def _base_tags(cfg: DictConfig, board) -> dict[str, str]:
+def _base_tags(cfg: DictConfig, board, meter=None) -> dict[str, str]:
     from unpu import stages
     from unpu.tracking import git_commit
 
@@ -195,16 +211,17 @@ def _base_tags(cfg: DictConfig, board) -> dict[str, str]:
     return {
         "board": cfg.board.name, "npu": npu.name if npu else "none", "model": stages.model_id(cfg),
         "quant": cfg.quant.name, "compiler": cfg.board.toolchain.compiler, "support": cfg.board.support,
-        "source.latency": board.source_latency, "source.energy": "none", "git_commit": git_commit(),
+        "source.latency": board.source_latency, "source.energy": meter.source if meter else "none",
+        "meter": cfg.meter.name, "git_commit": git_commit(),
         "unpu.kind": "job", "unpu.pid": str(os.getpid()),
     }
 
 
 class _Job:
-    def __init__(self, cfg: DictConfig, board, workdir: Path, recorder) -> None:
+    def __init__(self, cfg: DictConfig, board, workdir: Path, recorder, meter=None) -> None:
         from unpu.protocol import Transcript
 
-        self.cfg, self.board, self.workdir, self.recorder = cfg, board, workdir, recorder
+        self.cfg, self.board, self.workdir, self.recorder, self.meter = cfg, board, workdir, recorder, meter
         self.transcript = Transcript()
         self.metrics: dict[str, float] = {}
         self.tags: dict[str, str] = {}
@@ -227,6 +244,7 @@ class _Job:
         self._tag({"digest.firmware": firmware.digest, **firmware.tags})
         if firmware.extra.get("estimate_only"):
             self._record_estimate(firmware)
+            self._measure_energy(None)
         else:
             self._measure(model, firmware)
         self._derive_efficiency()
@@ -236,7 +254,7 @@ class _Job:
         from unpu import console
 
         console.run_summary(f"{cfg.board.name} · {model.name} · {cfg.quant.name}",
-                            self.metrics, self.tags | _base_tags(cfg, self.board), self.recorder.run_id,
+                            self.metrics, _base_tags(cfg, self.board, self.meter) | self.tags, self.recorder.run_id,
                             str(cfg.tracking.uri))
 
     def _tag(self, tags: dict[str, Any]) -> None:
@@ -303,10 +321,11 @@ class _Job:
             profile = client.profile()
             measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench)
             self.metrics.update(self.board.device_metrics(client, firmware))
+            self.metrics.update(latency_metrics(measurement))
+            self.metrics.update(self.board.measurement_metrics(measurement, self.metrics))
+            self._measure_energy(client)
             if n_val:
                 self.metrics.update(validate(client, reference, inputs[1:], self._classification()))
-        self.metrics.update(latency_metrics(measurement))
-        self.metrics.update(self.board.measurement_metrics(measurement, self.metrics))
         for stage in ("init", "input", "inference", "output", "post"):
             self.metrics[f"cycles/{stage}"] = float(sorted(measurement.cycle_series(stage))[len(measurement.windows) // 2])
         for step, row in enumerate(window_metrics(measurement)):
@@ -314,6 +333,20 @@ class _Job:
         self._tag({"device.clock_hz": measurement.clock_hz, "device.timer": measurement.timer,
                    "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations})
         self.artifacts.extend(firmware.artifacts.items())
+
+    def _measure_energy(self, client) -> None:
+        """The meter's energy metrics, trace and plot (after the latency windows: the simulated
+        meter models the times just measured, a live meter runs one more, pin-marked window)."""
+        if self.meter is None:
+            return
+        from unpu import stages
+        from unpu.meters.base import EnergyContext
+
+        title = f"{self.cfg.board.name} · {stages.model_id(self.cfg)} · {self.cfg.quant.name}"
+        result = self.meter.measure(EnergyContext(client, dict(self.metrics), self.workdir, title))
+        self.metrics.update(result.metrics)
+        self._tag({"source.energy": self.meter.source, **result.tags})
+        self.artifacts.extend(result.artifacts.items())
 
     def _record_estimate(self, firmware) -> None:
         """Estimate mode: no device ran; the compiler's estimate is the run's (only) latency."""

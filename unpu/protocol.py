@@ -206,6 +206,12 @@ class DutClient:
         return InferResult(iterations, warmup, float(laps[1] - laps[0]), results)
 
     # -- unpu extensions ----------------------------------------------------------------------
+    def idle(self, ms: int) -> None:
+        """`idle MS%`: the device rests MS ms between two timestamp-pin pulses (docs/protocol.md)."""
+        lines = self.command(f"idle {ms}", ms / 1000 + self.timeout_s)
+        if "m-idle-done" not in lines:
+            raise ProtocolError(f"idle answer lacks m-idle-done: {lines[:4]}")
+
     def info(self) -> DeviceInfo:
         fields: dict[str, str] = {}
         for line in self.command("info"):

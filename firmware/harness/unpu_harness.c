@@ -3,6 +3,11 @@
  * C99, no heap, no stdio: answers are assembled in a small line buffer and written through
  * port_uart_write; numbers are formatted here (newlib-nano's printf has no floats).
  *
+ * Pins (docs/protocol.md, "Pins"): the timestamp pin falls for >= 1 us at each lap() (the two
+ * m-lap-us points of `infer`, and before and after the wait of `idle`); the stage pin toggles at
+ * the start and at the end of init and at the start of every stage of every inference, warm-ups
+ * included, so an `infer N W` window toggles it 2 + 4 (W + N) times, 4 N of them between the laps.
+ *
  * -DUNPU_PMU adds the `pmu%` command (docs/protocol.md): NPU performance counters of the last
  * `infer`, per timed inference. The runner provides them (runner_tflm.cc with -DUNPU_ETHOSU reads
  * the Ethos-U PMU); builds without UNPU_PMU answer `pmu%` as any unknown command, as before.
@@ -31,6 +36,7 @@ uint64_t unpu_pmu_value(uint32_t index);
 #define UNPU_PMU_MAX 8
 #endif
 
+#define IDLE_MAX_MS 60000
 #define MAX_WORDS 4           /* every command takes at most 4 words; more are counted, not kept */
 #define INT_LIMIT ((int64_t)1 << 62)
 
@@ -74,6 +80,13 @@ void unpu_harness_reset(void) {
     pmu_count = 0;
 #endif
 }
+
+#if defined(__GNUC__)
+/* For ports that have no low-power wait (and the fuzzer's stub port): busy-wait. */
+__attribute__((weak)) void port_idle_us(uint32_t us) {
+    port_delay_us(us);
+}
+#endif
 
 /* ---- CRC-32 (IEEE, reflected 0xEDB88320, as zlib), bitwise: no table in flash --------------- */
 uint32_t unpu_crc32_update(uint32_t crc, const uint8_t *data, size_t len) {
@@ -496,6 +509,7 @@ static void cmd_infer(const word_t *args, uint32_t n) {
         error_runner("init", rc);
         return;
     }
+    stage_boundary();   /* end of init: the power trace can tell init from the warm-ups */
     out_str("m-warmup-start-");
     out_i64(warmup);
     out_end();
@@ -526,6 +540,25 @@ static void cmd_infer(const word_t *args, uint32_t n) {
     have_stages = 1;
     answer("m-infer-done");
     results_line();
+}
+
+/* `idle MS`: the board at rest for MS ms between two timestamp pulses, for the power meter's
+ * idle baseline. */
+static void cmd_idle(const word_t *args, uint32_t n) {
+    int64_t ms;
+    if (n != 1) {
+        error_text("idle: expected 'idle MS'");
+        return;
+    }
+    if (parse_or_error(args[0], 10, "idle ms", &ms)) return;
+    if (ms < 1 || ms > IDLE_MAX_MS) {
+        error_text("idle: MS must be 1..60000");
+        return;
+    }
+    (void)lap();
+    port_idle_us((uint32_t)ms * 1000u);
+    (void)lap();
+    answer("m-idle-done");
 }
 
 #ifdef UNPU_PMU
@@ -614,6 +647,8 @@ static void execute(const word_t *words, uint32_t n) {
         cmd_db(args, nargs);
     } else if (word_is(words[0], "infer")) {
         cmd_infer(args, nargs);
+    } else if (word_is(words[0], "idle")) {
+        cmd_idle(args, nargs);
     } else if (word_is(words[0], "results")) {
         if (have_final) results_line(); else error_text("results: no inference yet");
     } else if (word_is(words[0], "stages")) {

@@ -25,6 +25,7 @@ CLOCK_HZ = 1_000_000_000
 MAX_COMMAND = 256  # bytes in one command line, as in the C harness
 OUT_HEX_BYTES_PER_LINE = 64
 RESULTS_SHOWN = 128
+IDLE_MAX_MS = 60_000  # `idle MS%` bound, as in the C harness
 
 
 class TflmRunner:
@@ -137,6 +138,7 @@ class DutEngine:
         handler = {
             "name": self._name, "profile": self._profile, "db": self._db, "infer": self._infer,
             "results": self._results, "stages": self._stages, "info": self._info, "out": self._out,
+            "idle": self._idle,
         }.get(words[0])
         if handler is None:
             return [f"e-[unknown command {words[0][:32]}]"]
@@ -213,6 +215,18 @@ class DutEngine:
             ticks[stage] = round(ticks[stage] / n)
         self.stage_ticks = ticks
         return lines + ["m-infer-done", self._results_line()]
+
+    def _idle(self, args: list[str]) -> list[str]:
+        """`idle MS%`: rest for MS ms (the C harness pulses its timestamp pin around it; no pins here)."""
+        if len(args) != 1:
+            raise ValueError("idle: expected 'idle MS'")
+        ms = _parse_int(args[0], "idle ms")
+        if not 1 <= ms <= IDLE_MAX_MS:
+            raise ValueError("idle: MS must be 1..60000")
+        end = time.monotonic() + ms / 1000
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(left)
+        return ["m-idle-done"]
 
     def _one_inference(self, ticks: dict[str, int] | None) -> None:
         steps = (("input", lambda: self.runner.load(bytes(self.buffer))), ("inference", self.runner.run),

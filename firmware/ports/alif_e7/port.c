@@ -106,6 +106,9 @@ void port_delay_us(uint32_t us)
     }
 }
 
+/* `idle`: a busy-wait until a timer wake-up is wired for WFI (then the core could sleep). */
+void port_idle_us(uint32_t us) { port_delay_us(us); }
+
 void port_pin_timestamp(int level) { (void)level; }
 void port_pin_stage(int level) { (void)level; }
 

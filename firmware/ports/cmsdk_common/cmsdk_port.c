@@ -14,8 +14,11 @@
  * same instructions in every run and stage counts repeat exactly. The tick fraction (< 1 tick) in
  * progress at that instant is dropped; no timed stage ever spans a UART wait.
  *
- * Pins: the FPGAIO LED register (bit 0 = timestamp pin, bit 1 = stage pin); QEMU traces writes with
- * `-trace mps2_fpgaio_write`.
+ * Idle (`idle MS%`): WFI, woken by SysTick, whose period is shortened to the time left (at most
+ * 2^24 ticks a wrap) for the wait and restored after it, so the core sleeps for all of it.
+ *
+ * Pins: the FPGAIO LED register (bit 0 = timestamp pin, bit 1 = stage pin; contract in
+ * docs/protocol.md, "Pins"); QEMU traces writes with `-d trace:mps2_fpgaio_write`.
  */
 #include <stdint.h>
 
@@ -43,6 +46,7 @@
 #define DWT_CYCCNT REG(0xE0001004u)
 
 #define SYSTICK_RELOAD 0xFFFFFFu
+#define SYSTICK_PERIOD (SYSTICK_RELOAD + 1u)
 
 /* -- UART ---------------------------------------------------------------------------------- */
 
@@ -89,6 +93,7 @@ int port_uart_getc(void)
 static int use_dwt;
 static volatile uint32_t systick_overflows;   /* wraps since the last resync */
 static uint64_t systick_base;                 /* ticks accumulated before the last resync */
+static uint32_t systick_period = SYSTICK_PERIOD;   /* ticks a wrap: shorter only inside port_idle_us */
 static uint32_t dwt_last;
 static uint64_t dwt_high;
 
@@ -105,20 +110,28 @@ static uint64_t systick_now(void)
         hi = systick_overflows;
         val = SYST_CVR;
     } while (hi != systick_overflows);
-    return systick_base + ((uint64_t)hi << 24) + ((SYSTICK_RELOAD + 1u - val) & SYSTICK_RELOAD);
+    return systick_base + (uint64_t)hi * systick_period + (val ? systick_period - val : 0u);
 }
 
-static void timer_resync(void)
+/* Restart the SysTick count from this instruction with `period` ticks a wrap, the running total
+ * carried over. */
+static void systick_restart(uint32_t period)
 {
-    if (use_dwt)
-        return;
     __asm volatile("cpsid i" ::: "memory");
     systick_base = systick_now();
+    SYST_RVR = period - 1u;
     SYST_CVR = 0;                 /* the count restarts from this instruction */
     SCB_ICSR = 1u << 25;          /* PENDSTCLR: a wrap cannot be pending after the reset */
     (void)SYST_CSR;               /* clear COUNTFLAG */
     systick_overflows = 0;
+    systick_period = period;
     __asm volatile("cpsie i" ::: "memory");
+}
+
+static void timer_resync(void)
+{
+    if (!use_dwt)
+        systick_restart(SYSTICK_PERIOD);
 }
 
 static int dwt_counts(void)
@@ -173,6 +186,29 @@ void port_delay_us(uint32_t us)
     uint64_t end = port_timer_ticks() + ((uint64_t)us * port_timer_hz() + 999999u) / 1000000u;
     while (port_timer_ticks() < end) {
     }
+}
+
+/* One SysTick wrap of `ticks` (>= 2) in WFI. PRIMASK is set around the check so the wrap cannot
+ * slip in between the check and WFI (a pending interrupt still ends WFI; it is taken at cpsie). */
+static void sleep_ticks(uint32_t ticks)
+{
+    systick_restart(ticks);
+    __asm volatile("cpsid i" ::: "memory");
+    while (systick_overflows == 0u) {
+        __asm volatile("dsb\n wfi\n cpsie i\n isb\n cpsid i" ::: "memory");
+    }
+    __asm volatile("cpsie i" ::: "memory");
+}
+
+void port_idle_us(uint32_t us)
+{
+    uint64_t left = (uint64_t)us * BOARD_SYSTICK_HZ / 1000000u;
+    while (left >= 2u) {
+        const uint32_t chunk = left > SYSTICK_PERIOD ? SYSTICK_PERIOD : (uint32_t)left;
+        sleep_ticks(chunk);
+        left -= chunk;
+    }
+    systick_restart(SYSTICK_PERIOD);
 }
 
 /* -- pins ---------------------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * Native port: the harness as a Linux process. Its "UART" is a pty it creates: the slave path is
  * announced on stdout as `pty /dev/pts/N`, then the protocol is served on the master side, exactly
- * as unpu/boards/host_device.py does. Timer: CLOCK_MONOTONIC_RAW in ns (1 GHz, "os"). No pins.
+ * as unpu/boards/host_device.py does. Timer: CLOCK_MONOTONIC_RAW in ns (1 GHz, "os"). No pins; `idle` sleeps.
  * The process exits when its parent dies (PR_SET_PDEATHSIG plus a getppid() check) or the link
  * closes.
  */
@@ -92,6 +92,20 @@ void port_pin_timestamp(int level) { (void)level; }
 void port_pin_stage(int level) { (void)level; }
 
 void port_delay_us(uint32_t us) { (void)us; }  /* no pin to hold */
+
+/* `idle`: the process sleeps (an absolute deadline, so EINTR only resumes the wait). */
+void port_idle_us(uint32_t us) {
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += (time_t)(us / 1000000u);
+    end.tv_nsec += (long)(us % 1000000u) * 1000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec += 1;
+        end.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL) == EINTR) {
+    }
+}
 
 void port_exit(int code) { exit(code); }
 

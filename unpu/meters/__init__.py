@@ -1,0 +1,1 @@
+"""Power meters: joulescope (live), simulated, trace (recorded file)."""
