@@ -29,6 +29,7 @@ from unpu.meters.trace import Trace, analyze, min_samples  # noqa: E402
 V0 = 3.3
 STAGES_MS = {"input": 2.0, "inference": 40.0, "output": 1.0, "post": 7.0}
 STAGE_MW = {"input": 15.0, "inference": 60.0, "output": 18.0, "post": 25.0}
+BOUNCE_PULSE_S = 2e-6   # the bounce injected below is one sample (1 us): debounce runs shorter than 2 us
 IDLE_MW, INIT_MW = 4.0, 30.0
 
 
@@ -102,7 +103,7 @@ def loop_sums(current: list[float], voltage: list[float], bounds: list[int],
     return sums, peak
 
 
-def loop_analyze(trace: Trace, n: int, min_pulse_s: float = 2e-6) -> dict[str, float]:
+def loop_analyze(trace: Trace, n: int, min_pulse_s: float = BOUNCE_PULSE_S) -> dict[str, float]:
     run = min_samples(min_pulse_s, trace.sample_rate)
     falls = [i for i, level in loop_edges(trace.gpi0.tolist(), run) if level == 0]
     toggles = [i for i, _ in loop_edges(trace.gpi1.tolist(), run)]
@@ -122,7 +123,7 @@ def loop_analyze(trace: Trace, n: int, min_pulse_s: float = 2e-6) -> dict[str, f
     return out
 
 
-def time_loop(trace: Trace, samples: int, min_pulse_s: float = 2e-6) -> float:
+def time_loop(trace: Trace, samples: int, min_pulse_s: float = BOUNCE_PULSE_S) -> float:
     run = min_samples(min_pulse_s, trace.sample_rate)
     t = time.perf_counter()
     loop_edges(trace.gpi0[:samples].tolist(), run)
@@ -133,7 +134,7 @@ def time_loop(trace: Trace, samples: int, min_pulse_s: float = 2e-6) -> float:
 
 def check_same(rate: float) -> None:
     small = build(2.0, rate, 20, w=2, seed=1)
-    want = analyze(small).metrics()
+    want = analyze(small, min_pulse_s=BOUNCE_PULSE_S).metrics()
     got = loop_analyze(small, 20)
     for key, value in got.items():
         assert abs(value - want[key]) <= 1e-9 * abs(want[key]), (key, value, want[key])
@@ -155,13 +156,13 @@ def main() -> int:
     times = []
     for _ in range(3):
         t = time.perf_counter()
-        report = analyze(trace)
+        report = analyze(trace, min_pulse_s=BOUNCE_PULSE_S)
         times.append(time.perf_counter() - t)
     fast = min(times)
     print(f"analyze (numpy):   {fast:.3f} s (best of 3: {', '.join(f'{x:.3f}' for x in times)})  "
           f"inference {report.energy_uj['inference']:.1f} µJ, window {report.window_uj:.1f} µJ per inference")
     tracemalloc.start()
-    analyze(trace)
+    analyze(trace, min_pulse_s=BOUNCE_PULSE_S)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     print(f"analyze peak memory beyond the trace: {peak / 2**20:.0f} MiB (tracemalloc; the trace itself is "
