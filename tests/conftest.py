@@ -121,3 +121,33 @@ def tags_of(run: dict) -> dict[str, str]:
 
 def metrics_of(run: dict) -> dict[str, float]:
     return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+
+@pytest.fixture()
+def fake_tools(tmp_path, monkeypatch):
+    """Stand-ins for vendor tools that cannot be installed here: executables put first on PATH that
+    append their argv (one JSON list per call, tool name first) to calls.jsonl, print `stdout`, run
+    an optional Python `script` (to write the files the real tool would) and exit with `exit_code`.
+    They prove which commands an adapter runs, in which order; never what a vendor tool outputs."""
+    import json
+    from types import SimpleNamespace
+
+    bin_dir = tmp_path / "fake_bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.jsonl"
+
+    def make(name: str, script: str = "", exit_code: int = 0, stdout: str = "") -> Path:
+        path = bin_dir / name
+        path.write_text(
+            f"#!{sys.executable}\nimport json, os, sys\n"
+            f"with open({str(log)!r}, 'a') as f:\n"
+            f"    f.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + '\\n')\n"
+            f"sys.stdout.write({stdout!r})\n{script}\nsys.exit({exit_code})\n")
+        path.chmod(0o755)
+        return path
+
+    def calls() -> list[list[str]]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return SimpleNamespace(make=make, calls=calls, bin=bin_dir, log=log)

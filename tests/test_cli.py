@@ -58,6 +58,8 @@ def test_board_without_adapter_exits_2_with_one_line(tmp_path):
     (["meter=joulescope"], "meter=joulescope: no Joulescope found"),
     (["meter=trace"], "meter=trace needs meter.path=FILE.jls"),
     (["meter=trace", "meter.path=/nonexistent.jls"], "meter=trace: no such file /nonexistent.jls"),
+    (["board=hxwe2", "board.attached=true"], "board=hxwe2: WE2_SDK is not set"),
+    (["board=corstone300", "board.attached=true"], "board=corstone300: FVP_Corstone_SSE-300_Ethos-U55 not found on PATH"),
 ])
 def test_bad_input_one_line_nonzero(tmp_path, args, message):
     out = run_unpu(args, tmp_path, timeout=120)

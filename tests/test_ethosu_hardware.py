@@ -20,7 +20,8 @@ from conftest import compose
 from unpu.boards.alif import AlifEnsembleBoard, atoc_config
 from unpu.boards.base import BoardError
 from unpu.boards.corstone import FVP, Corstone300FvpBoard, _wait_listening, fvp_command
-from unpu.boards.tflm_firmware import FIRMWARE, write_build_header, write_model_c
+from unpu.boards.tflm_firmware import FIRMWARE
+from unpu.boards.toolchain import write_build_header, write_model_c
 from unpu.boards.himax import PROMPT_NEXT, PROMPT_XMODEM, HimaxWE2Board, WE2Flasher, model_preamble
 from unpu.protocol import DeviceError, DutClient, Transcript
 

@@ -58,7 +58,14 @@ def preflight(cfg: DictConfig):
     _check_bench(cfg.bench)
     from hydra.utils import instantiate
 
-    return instantiate(board.adapter, cfg=cfg, _recursive_=False), _meter(cfg)
+    adapter = instantiate(board.adapter, cfg=cfg, _recursive_=False)
+    from unpu.boards.base import BoardError
+
+    try:
+        adapter.check_environment()
+    except BoardError as exc:
+        raise UsageError(f"board={board.name}: {exc}") from None
+    return adapter, _meter(cfg)
 
 
 def _meter(cfg: DictConfig):

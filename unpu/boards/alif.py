@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Iterator
 
 from unpu.boards.base import BoardError, Firmware, QuantizedModel
-from unpu.boards.tflm_firmware import (FIRMWARE, build_defines, build_id_of, firmware_record, require_dir, require_port,
-                                  require_tool, run_logged, serial_link, tflm_paths, write_build_header,
-                                  write_model_c)
+from unpu.boards.tflm_firmware import FIRMWARE, build_defines, build_id_of, firmware_record, tflm_paths
+from unpu.boards.toolchain import (require_dir, require_port, require_tool, run_logged, serial_link,
+                                   write_build_header, write_model_c)
 from unpu.boards.ethosu import EthosUBoard
 from unpu.protocol import DutClient, Transcript
 

@@ -61,6 +61,10 @@ class Board:
         self.cfg = cfg
         self.board = cfg.board
 
+    def check_environment(self) -> None:
+        """Raise BoardError (one line: what is missing, where to get it) when the tools, SDK or
+        device this board needs are absent. Called before any work: nothing is half-written."""
+
     def preflight(self, model: QuantizedModel) -> None:
         """Raise BoardError before any build when the model cannot run on this board."""
         limits = self.board.memory

@@ -28,8 +28,8 @@ from typing import IO, Iterator
 
 from unpu.boards.base import BoardError, DeviceCrashed, Firmware, QuantizedModel
 from unpu.boards.ethosu import EthosUBoard
-from unpu.boards.tflm_firmware import (FIRMWARE, build_defines, build_id_of, firmware_record, require_tool,
-                                       run_logged, tflm_paths, write_build_header, write_model_c)
+from unpu.boards.tflm_firmware import FIRMWARE, build_defines, build_id_of, firmware_record, tflm_paths
+from unpu.boards.toolchain import require_tool, run_logged, write_build_header, write_model_c
 from unpu.protocol import DutClient, Transcript
 
 log = logging.getLogger(__name__)

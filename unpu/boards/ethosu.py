@@ -95,9 +95,11 @@ class EthosUBoard(Board):
         return self._compiled[model.digest]
 
     # -- pipeline --------------------------------------------------------------------------------
-    def preflight(self, model: QuantizedModel) -> None:
+    def check_environment(self) -> None:
         if self.hardware:
             self.check_hardware()
+
+    def preflight(self, model: QuantizedModel) -> None:
         vela = self.compile(model)
         if vela.cpu_ops:
             log.warning("%s: Vela leaves %d operator(s) to the CPU (%s); Vela's estimate does not include them",

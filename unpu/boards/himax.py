@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from unpu.boards.base import BoardError, Firmware, QuantizedModel
-from unpu.boards.tflm_firmware import (FIRMWARE, build_defines, build_id_of, firmware_record, require_dir, require_port,
-                                  require_tool, run_logged, serial_link, write_build_header)
+from unpu.boards.tflm_firmware import FIRMWARE, build_defines, build_id_of, firmware_record
+from unpu.boards.toolchain import (require_dir, require_port, require_tool, run_logged, serial_link,
+                                   write_build_header)
 from unpu.boards.ethosu import EthosUBoard
 from unpu.protocol import DutClient, Transcript
 
