@@ -16,7 +16,7 @@ void port_uart_write(const uint8_t *data, uint32_t len);
 /* Stage timer: a monotonic 64-bit tick count (the port handles counter wrap) and its rate. */
 uint64_t port_timer_ticks(void);
 uint32_t port_timer_hz(void);
-const char *port_timer_name(void);                  /* "dwt" | "systick" | "os" */
+const char *port_timer_name(void);                  /* "dwt" | "systick" | "os" | ... (docs/protocol.md) */
 
 /* Pins for the power meter (docs/protocol.md, "Pins"): the timestamp pin is high and falls for
  * >= 1 us at each m-lap-us point and around `idle`; the stage pin toggles at stage boundaries.

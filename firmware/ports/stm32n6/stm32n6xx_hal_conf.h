@@ -1,0 +1,36 @@
+/* The HAL modules the stm32n6 port uses (STM32CubeN6's stm32n6xx_hal.h includes this file). */
+#ifndef STM32N6xx_HAL_CONF_H
+#define STM32N6xx_HAL_CONF_H
+
+#define HAL_MODULE_ENABLED
+#define HAL_CORTEX_MODULE_ENABLED
+#define HAL_GPIO_MODULE_ENABLED
+#define HAL_PWR_MODULE_ENABLED
+#define HAL_RAMCFG_MODULE_ENABLED
+#define HAL_RCC_MODULE_ENABLED
+#define HAL_RIF_MODULE_ENABLED
+#define HAL_XSPI_MODULE_ENABLED
+
+#define HSE_VALUE 48000000UL
+#define HSE_STARTUP_TIMEOUT 100UL
+#define HSI_VALUE 64000000UL
+#define MSI_VALUE 4000000UL
+#define LSE_VALUE 32768UL
+#define LSE_STARTUP_TIMEOUT 5000UL
+#define LSI_VALUE 32000UL
+#define EXTERNAL_CLOCK_VALUE 12288000UL
+#define VDD_VALUE 3300UL
+#define TICK_INT_PRIORITY 0x0FUL
+#define USE_RTOS 0
+
+#include "stm32n6xx_hal_rcc.h"
+#include "stm32n6xx_hal_gpio.h"
+#include "stm32n6xx_hal_cortex.h"
+#include "stm32n6xx_hal_pwr.h"
+#include "stm32n6xx_hal_ramcfg.h"
+#include "stm32n6xx_hal_rif.h"
+#include "stm32n6xx_hal_xspi.h"
+
+#define assert_param(expr) ((void)0U)
+
+#endif
