@@ -377,23 +377,6 @@ def _wide_convs_tflite(path: Path) -> Path:
     return _convert(path, net, (1, 8, 8, 3))
 
 
-def _depth_to_space_tflite(path: Path) -> Path:
-    """Real int8 TFLite with DEPTH_TO_SPACE between two 3x3 convolutions (as tests/test_vela.py builds it)."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    w1 = tf.constant(rng.normal(0, 0.2, (3, 3, 3, 16)), tf.float32)
-    w2 = tf.constant(rng.normal(0, 0.2, (3, 3, 4, 8)), tf.float32)
-
-    @tf.function(input_signature=[tf.TensorSpec((1, 16, 16, 3), tf.float32)])
-    def net(x):
-        x = tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME"))
-        x = tf.nn.depth_to_space(x, 2)
-        return tf.nn.relu(tf.nn.conv2d(x, w2, 1, "SAME"))
-
-    return _convert(path, net, (1, 16, 16, 3))
-
-
 @pytest.mark.slow
 def test_too_many_weights_fail_on_max78000_with_the_numbers_and_fit_max78002(tmp_path):
     model = _file_model(_wide_convs_tflite(tmp_path / "wide.tflite"))
@@ -409,7 +392,11 @@ def test_too_many_weights_fail_on_max78000_with_the_numbers_and_fit_max78002(tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("board", BOARDS)
 def test_unsupported_operator_is_named(tmp_path, board):
-    model = _file_model(_depth_to_space_tflite(tmp_path / "d2s.tflite"))
+    from test_vela import _depth_to_space_tflite
+
+    path = tmp_path / "d2s.tflite"
+    _depth_to_space_tflite(path)
+    model = _file_model(path)
     with pytest.raises(BoardError) as exc:
         _board(board, tmp_path).preflight(model)
     assert str(exc.value).startswith(f"d2s cannot run on {board}: op 1 DEPTH_TO_SPACE: no MAX7800x CNN operation")

@@ -307,4 +307,4 @@ def test_harness_and_port_compile_for_cortex_m33_without_the_sdk(tmp_path):
 
 
 def test_runner_registers_exactly_the_operators_preflight_allows():
-    assert runner_ops_in_source((PORT_DIR / "runner_neutron.cc").read_text()) == set(RUNNER_OPS)
+    assert runner_ops_in_source((FIRMWARE / "harness" / "runner_tflm.cc").read_text()) == set(RUNNER_OPS)

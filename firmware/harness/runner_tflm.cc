@@ -21,6 +21,11 @@
  * NPU PMU around every NPU job: CCNT (NPU clock cycles of the job), NPU_ACTIVE cycles and AXI
  * data beats, summed over the jobs of an inference. With -DUNPU_PMU the harness reports them
  * (`pmu%`, docs/protocol.md).
+ *
+ * NXP eIQ Neutron (a neutron-converter model, its `NeutronGraph` custom operator), with
+ * -DUNPU_NEUTRON: the MCUXpresso SDK's TFLM Neutron kernel runs it on the NPU (it initialises the
+ * driver on its first Init and releases it when the interpreter goes); TFLM's log is dropped,
+ * because the SDK's DebugLog prints to the UART that carries the DUT protocol.
  */
 #include <new>
 #include <string.h>
@@ -28,6 +33,11 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+
+#ifdef UNPU_NEUTRON
+#include <stdarg.h>
+#include "tensorflow/lite/micro/kernels/neutron/neutron.h"
+#endif
 
 #ifdef UNPU_ETHOSU
 extern "C" {
@@ -67,12 +77,13 @@ extern const unsigned char unpu_model_tflite[];
 #ifndef UNPU_ARENA_ATTR
 #define UNPU_ARENA_ATTR
 #endif
+#define RESOLVER_SLOTS 26
 
 namespace {
 UNPU_ARENA_ATTR alignas(16) uint8_t arena[UNPU_TFLM_ARENA_SIZE];
 alignas(tflite::MicroInterpreter) uint8_t interpreter_storage[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter *interpreter = nullptr;
-tflite::MicroMutableOpResolver<17> resolver;
+tflite::MicroMutableOpResolver<RESOLVER_SLOTS> resolver;
 uint8_t input_buffer[UNPU_TFLM_INPUT_CAPACITY];
 int8_t output_copy[OUTPUT_CAPACITY];
 uint32_t output_bytes = 0;
@@ -98,10 +109,35 @@ void register_ops() {
     resolver.AddPad();
     resolver.AddPadV2();
     resolver.AddConcatenation();
+    resolver.AddSlice();
+    resolver.AddStridedSlice();
+    resolver.AddTranspose();
+    resolver.AddRelu();
+    resolver.AddRelu6();
+    resolver.AddHardSwish();
+    resolver.AddLeakyRelu();
+    resolver.AddSub();
 #ifdef UNPU_ETHOSU
     resolver.AddEthosU();
 #endif
+#ifdef UNPU_NEUTRON
+    resolver.AddCustom(tflite::GetString_NEUTRON_GRAPH(), tflite::Register_NEUTRON_GRAPH());
+#endif
 }
+
+#ifdef UNPU_NEUTRON
+extern "C" void DebugLog(const char *format, va_list args) {
+    (void)format;
+    (void)args;
+}
+
+extern "C" int DebugVsnprintf(char *buffer, size_t buf_size, const char *format, va_list vlist) {
+    (void)format;
+    (void)vlist;
+    if (buf_size) buffer[0] = '\0';
+    return 0;
+}
+#endif
 
 #ifdef UNPU_ETHOSU
 struct ethosu_driver npu;

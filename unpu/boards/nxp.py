@@ -8,7 +8,7 @@ Build: firmware/ports/mcxn947/CMakeLists.txt, configured with the MCUXpresso SDK
 toolchain file as the SDK's armgcc build scripts do (`cmake -DCMAKE_TOOLCHAIN_FILE=
 $MCUX_SDK/tools/cmake_toolchain_files/armgcc.cmake -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=release`
 then make; armgcc.cmake reads ARMGCC_DIR). It compiles the C harness, the port, the Neutron runner
-(firmware/ports/mcxn947/runner_neutron.cc) and the SDK's startup, system, clock and Neutron TFLM
+(firmware/harness/runner_tflm.cc built with -DUNPU_NEUTRON) and the SDK's startup, system, clock and Neutron TFLM
 kernel sources, and links the SDK's prebuilt TFLM (libtflm.a) and Neutron driver/firmware libraries.
 
 Flash: NXP LinkServer over the board's MCU-Link probe (`LinkServer flash MCXN947:FRDM-MCXN947 load
@@ -51,7 +51,7 @@ NEUTRON_DIRS = ("middleware/eiq/neutron", "middleware/eiq/tensorflow-lite/third_
 NEUTRON_LIBS = ("mcxn/libNeutronDriver.a", "mcxn/libNeutronFirmware.a", "driver/include/NeutronDriver.h")
 CMAKE_TIMEOUT_S = 300
 FLASH_TIMEOUT_S = 300
-# The CPU operators runner_neutron.cc registers (TFLite builtin names), besides NeutronGraph.
+# The CPU operators runner_tflm.cc registers (TFLite builtin names), besides NeutronGraph.
 RUNNER_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
               "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE",
               "RESHAPE", "SOFTMAX", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "RELU", "RELU6", "HARD_SWISH",
@@ -310,6 +310,6 @@ def _bytes(tensor) -> int:
 
 def runner_ops_in_source(source: str) -> set[str]:
     """The builtin operators a runner source registers (`resolver.AddXxx();` -> XXX)."""
-    names = re.findall(r"resolver\.Add(\w+)\(\)", source)
+    names = [n for n in re.findall(r"resolver\.Add(\w+)\(\)", source) if n != "EthosU"]
     return {re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", n).upper().replace("2_D", "_2D").replace("PAD_V2", "PADV2")
             for n in names}

@@ -38,7 +38,9 @@ RESOLVER_METHODS = {
     "Add": "ADD", "Mul": "MUL", "AveragePool2D": "AVERAGE_POOL_2D", "MaxPool2D": "MAX_POOL_2D",
     "Mean": "MEAN", "Reshape": "RESHAPE", "Softmax": "SOFTMAX", "Logistic": "LOGISTIC",
     "Quantize": "QUANTIZE", "Dequantize": "DEQUANTIZE", "Pad": "PAD", "PadV2": "PADV2",
-    "Concatenation": "CONCATENATION", "EthosU": "CUSTOM:ethos-u",
+    "Concatenation": "CONCATENATION", "Slice": "SLICE", "StridedSlice": "STRIDED_SLICE",
+    "Transpose": "TRANSPOSE", "Relu": "RELU", "Relu6": "RELU6", "HardSwish": "HARD_SWISH",
+    "LeakyRelu": "LEAKY_RELU", "Sub": "SUB", "EthosU": "CUSTOM:ethos-u",
 }
 # esp-tflite-micro kernels/esp_nn/{add,conv,depthwise_conv,fully_connected,mul,pooling,softmax}.cc
 ESP_NN_OPS = frozenset({"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MUL", "AVERAGE_POOL_2D",
