@@ -6,8 +6,10 @@ BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PYTHON      := $(VENV)/bin/python
 INSTALLED   := $(VENV)/.installed
-# Debian packages the tests need: the Arm toolchain and newlib (firmware), QEMU (emulated boards), clang (fuzzer).
-DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm clang libclang-rt-14-dev
+# Debian packages the tests need: the Arm toolchain and newlib (firmware), QEMU (emulated boards), clang (fuzzer),
+# Chromium and a font for it (the MLflow UI test drives it headless through Playwright; no browser download).
+DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm clang libclang-rt-14-dev \
+                   chromium fonts-liberation
 
 .PHONY: demo test install debian-packages clean
 

@@ -58,6 +58,10 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["report"]:  # `unpu report ...`: not a Hydra job, so Hydra never sees these arguments
+        from unpu.report import main as report_main
+
+        sys.exit(report_main(sys.argv[2:]))
     _task()
     if os.environ.get("UNPU_SWEEP_FAILED"):
         sys.exit(1)

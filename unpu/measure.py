@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from unpu import console
 from unpu.protocol import STAGES, DutClient, InferResult, StageTime
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,17 @@ def run_windows(client: DutClient, input_bytes: bytes, bench: Any) -> Measuremen
     info = client.info()
     m = Measurement(clock_hz=info.clock_hz, timer=info.timer)
     client.load_input(input_bytes)
-    iterations = _iterations_for_window(client, bench)
-    for index in range(int(bench.windows)):
-        result: InferResult = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
-        stages = client.stages()
-        m.windows.append(Window(iterations, result.window_us, stages))
-        log.info("window %d/%d: inference %.1f us, total %.1f us", index + 1, int(bench.windows),
-                 stages["inference"].us, m.windows[-1].total_us)
+    windows = int(bench.windows)
+    with console.window_progress(windows, long=float(bench.min_window_s) >= console.LONG_S) as progress:
+        iterations = _iterations_for_window(client, bench)
+        progress.sizing_done(iterations)
+        for index in range(windows):
+            result: InferResult = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
+            stages = client.stages()
+            m.windows.append(Window(iterations, result.window_us, stages))
+            log.info("window %d/%d: inference %.1f us, total %.1f us", index + 1, windows,
+                     stages["inference"].us, m.windows[-1].total_us)
+            progress.advance(f"inference {stages['inference'].us:,.1f} µs")
     return m
 
 

@@ -221,6 +221,8 @@ def _base_tags(cfg: DictConfig, board, meter=None) -> dict[str, str]:
         "source.latency": board.source_latency, "source.energy": meter.source if meter else "none",
         "meter": cfg.meter.name, "git_commit": git_commit(),
         "unpu.kind": "job", "unpu.pid": str(os.getpid()),
+        # a DVC bench stage (unpu.dvc_stages) passes the dvc.lock md5s of the model and binary it ran
+        **{f"dvc.{k}": str(v) for k, v in (cfg.get("dvc") or {}).items() if v is not None},
     }
 
 

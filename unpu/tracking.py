@@ -127,11 +127,41 @@ def read_parent_run_id(sweep_dir: str | Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def sweep_size(config: DictConfig) -> int | None:
+    """How many jobs the basic sweeper will launch (its own cartesian product), None if unknown
+    (another sweeper, or a sweep such as glob() that needs Hydra's config loader to expand)."""
+    sweeper = config.hydra.sweeper
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    try:
+        overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+        return len(BasicSweeper.split_arguments(overrides, None)[0])
+    except Exception:  # noqa: BLE001 - the count is only for display
+        return None
+
+
+def _job_label(config: DictConfig) -> str:
+    path = OmegaConf.select(config, "model.path", default=None, throw_on_missing=False)
+    model = config.model.name if config.model.source == "zoo" or not path else Path(str(path)).stem
+    return f"{config.board.name} · {model} · {config.quant.name}"
+
+
 class SweepCallback(Callback):
-    """Opens the sweep's parent run before the jobs and closes it with a summary after them."""
+    """Opens the sweep's parent run before the jobs and closes it with a summary after them; shows
+    job i of N while in-process (basic launcher) jobs run."""
 
     def __init__(self) -> None:
         self.recorder: RunRecorder | None = None
+        self.progress = None
+        self.progress_env: str | None = None  # UNPU_PROGRESS before the sweep set it to 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -148,6 +178,35 @@ class SweepCallback(Callback):
         (sweep_dir / PARENT_FILE).write_text(self.recorder.run_id)
         os.environ["UNPU_PARENT_RUN_ID"] = self.recorder.run_id
         log.info("sweep parent MLflow run %s", self.recorder.run_id)
+        self._start_progress(config)
+
+    def _start_progress(self, config: DictConfig) -> None:
+        from unpu import console
+
+        if config.hydra.launcher.get("_target_") != BASIC_LAUNCHER:
+            self.progress_env = os.environ.get(console.PROGRESS_ENV, "")
+            os.environ[console.PROGRESS_ENV] = "0"  # jobs in worker processes would draw over each other
+            return
+        self.progress = console.SweepProgress(sweep_size(config))
+        self.progress.start()
+
+    def _stop_progress(self) -> None:
+        from unpu import console
+
+        if self.progress is not None:
+            self.progress.close()
+        if self.progress_env:
+            os.environ[console.PROGRESS_ENV] = self.progress_env
+        elif self.progress_env is not None:
+            os.environ.pop(console.PROGRESS_ENV, None)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.job_started(int(config.hydra.job.num) + 1, _job_label(config))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.job_finished()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.recorder is None:
@@ -161,6 +220,7 @@ class SweepCallback(Callback):
         self.recorder.finish("FAILED" if failed else "FINISHED")
         from unpu import console
 
+        self._stop_progress()
         console.sweep_summary(self.recorder.run_id, len(statuses), failed, str(config.tracking.uri))
         os.environ.pop("UNPU_PARENT_RUN_ID", None)
         if failed:
