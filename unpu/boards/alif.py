@@ -118,9 +118,9 @@ class AlifEnsembleBoard(EthosUBoard):
         paths = tflm_paths()
         out = workdir / "firmware"
         out.mkdir(parents=True, exist_ok=True)
-        build_id = build_id_of(model, vela, f"alif_e7/{self.subsystem}",
+        build_id = build_id_of(model, vela.optimised, f"alif_e7/{self.subsystem}",
                                {"tflm": str(paths["TFLM_LIB"]), "uart": self.uart})
-        defines = build_defines(self.cfg, model, vela, build_id)
+        defines = build_defines(self.cfg, model, vela.optimised, vela.sram_bytes, build_id)
         build_h = write_build_header(out / "unpu_build.h", defines)
         model_c = write_model_c(out / "model_data.c", vela.optimised.read_bytes())
         build_log = out / "build.log"

@@ -74,8 +74,8 @@ class Corstone300FvpBoard(EthosUBoard):
         paths = tflm_paths()
         out = workdir / "firmware"
         out.mkdir(parents=True, exist_ok=True)
-        build_id = build_id_of(model, vela, "corstone300", {"tflm": str(paths["TFLM_LIB"])})
-        defines = {**build_defines(self.cfg, model, vela, build_id), "UNPU_CPU_HZ": f"{int(self.board.cpu.clock_hz)}u"}
+        build_id = build_id_of(model, vela.optimised, "corstone300", {"tflm": str(paths["TFLM_LIB"])})
+        defines = {**build_defines(self.cfg, model, vela.optimised, vela.sram_bytes, build_id), "UNPU_CPU_HZ": f"{int(self.board.cpu.clock_hz)}u"}
         build_h = write_build_header(out / "unpu_build.h", defines)
         model_c = write_model_c(out / "model_data.c", vela.optimised.read_bytes(), ".unpu_model")
         build_log = out / "build.log"

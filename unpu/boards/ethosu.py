@@ -30,6 +30,7 @@ class EthosUBoard(Board):
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         self._compiled: dict[str, Any] = {}
+        self._cpu: dict[str, int] = {}
 
     # -- mode ----------------------------------------------------------------------------------
     @property
@@ -94,6 +95,13 @@ class EthosUBoard(Board):
                 raise BoardError(str(exc)) from None
         return self._compiled[model.digest]
 
+    def _cpu_bytes(self, vela) -> int:
+        """cpu_tensor_bytes of Vela's output, once per model (pre-flight and the record both need it)."""
+        key = str(vela.optimised)
+        if key not in self._cpu:
+            self._cpu[key] = cpu_tensor_bytes(vela.optimised.read_bytes())
+        return self._cpu[key]
+
     # -- pipeline --------------------------------------------------------------------------------
     def check_environment(self) -> None:
         if self.hardware:
@@ -108,7 +116,7 @@ class EthosUBoard(Board):
 
     def _check_fits(self, model: QuantizedModel, vela) -> None:
         mem, name, acc = self.board.memory, self.board.name, vela.accelerator
-        sram = vela.sram_bytes + cpu_tensor_bytes(vela.optimised.read_bytes())
+        sram = vela.sram_bytes + self._cpu_bytes(vela)
         sram_limit = mem.get("npu_data_bytes") or mem.sram_bytes
         if sram_limit and sram > sram_limit:
             raise BoardError(f"{model.name} does not fit {name}: Vela ({acc}) needs {sram:,} B of SRAM "
@@ -135,7 +143,7 @@ class EthosUBoard(Board):
         return firmware
 
     def _vela_record(self, vela) -> tuple[dict[str, float], dict[str, str], dict[str, Path]]:
-        cpu_bytes = cpu_tensor_bytes(vela.optimised.read_bytes())
+        cpu_bytes = self._cpu_bytes(vela)
         metrics = {**vela.metrics(), "memory/model_compiled": float(vela.optimised.stat().st_size)}
         tags = {**vela.tags(), "cache.vela": "hit" if vela.cache_hit else "miss",
                 "estimate.scope": "NPU command stream only" if vela.cpu_ops else "whole model (all operators on the NPU)"}

@@ -161,8 +161,8 @@ class HimaxWE2Board(EthosUBoard):
         if self.model_offset + len(optimised) > FLASH_BYTES:
             raise BoardError(f"{model.name} ({len(optimised):,} B) does not fit the 16 MiB flash at offset "
                              f"0x{self.model_offset:x}")
-        build_id = build_id_of(model, vela, "hxwe2", {"sdk": str(sdk), "offset": self.model_offset})
-        defines = build_defines(self.cfg, model, vela, build_id)
+        build_id = build_id_of(model, vela.optimised, "hxwe2", {"sdk": str(sdk), "offset": self.model_offset})
+        defines = build_defines(self.cfg, model, vela.optimised, vela.sram_bytes, build_id)
         build_h = write_build_header(out / "unpu_build.h", defines)
         build_log = out / "build.log"
         run_logged(self.make_command(sdk, out / "build", build_h), build_log, "WE2 firmware build (SDK make)")

@@ -22,7 +22,6 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Iterator
 
 from unpu.boards.base import Board, BoardError, Firmware, QuantizedModel
@@ -194,9 +193,8 @@ class MCXN947Board(Board):
         sdk = self.sdk_dir()
         out = workdir / "firmware"
         out.mkdir(parents=True, exist_ok=True)
-        compiled = SimpleNamespace(optimised=neutron.converted, sram_bytes=0)   # what the TFLM helpers read
-        build_id = build_id_of(model, compiled, "mcxn947", {"sdk": str(sdk), "converter": neutron.version})
-        defines = build_defines(self.cfg, model, compiled, build_id)
+        build_id = build_id_of(model, neutron.converted, "mcxn947", {"sdk": str(sdk), "converter": neutron.version})
+        defines = build_defines(self.cfg, model, neutron.converted, 0, build_id)
         self._check_arena(model.name, int(defines["UNPU_TFLM_ARENA_SIZE"]))
         build_h = write_build_header(out / "unpu_build.h", defines)
         model_c = write_model_c(out / "model_data.c", neutron.converted.read_bytes())

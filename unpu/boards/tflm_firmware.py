@@ -23,12 +23,6 @@ DOWNLOADS = Path("tensorflow/lite/micro/tools/make/downloads")
 ARENA_MARGIN = 32 * 1024  # TFLM's own allocations beyond the tensors (interpreter, op data)
 
 
-
-
-
-
-
-
 def tflm_paths() -> dict[str, Path]:
     """TFLM_DIR, its Ethos-U library and the Ethos-U core driver (env overrides: TFLM_LIB, ETHOSU_DRIVER_DIR)."""
     tflm = require_dir("TFLM_DIR", f"a tflite-micro checkout built once with `{TFLM_BUILD}`",
@@ -50,21 +44,21 @@ def tflm_paths() -> dict[str, Path]:
     return {"TFLM_DIR": tflm, "TFLM_LIB": lib, "ETHOSU_DRIVER_DIR": driver}
 
 
-def arena_bytes(vela, optimised: bytes) -> int:
-    """TFLM arena for a Vela model: Vela's SRAM area (the NPU scratch tensor) + the CPU operators'
-    tensors + a margin for TFLM's own allocations, rounded up to 1 KiB. No bisection is possible
-    here (the host interpreter cannot run the ethos-u operator)."""
-    raw = int(vela.sram_bytes) + cpu_tensor_bytes(optimised)
+def arena_bytes(compiled: bytes, npu_sram_bytes: int = 0) -> int:
+    """TFLM arena for a model compiled for an NPU: the compiler's SRAM area (Vela's scratch tensor;
+    0 where the NPU kernel allocates its own) + the CPU operators' tensors + a margin for TFLM's own
+    allocations, rounded up to 1 KiB. No bisection is possible here (the host interpreter cannot
+    run the NPU's custom operator)."""
+    raw = int(npu_sram_bytes) + cpu_tensor_bytes(compiled)
     raw += max(ARENA_MARGIN, raw // 10)
     return (raw + 1023) // 1024 * 1024
 
 
-def build_defines(cfg, model: QuantizedModel, vela, build_id: str) -> dict[str, str]:
+def build_defines(cfg, model: QuantizedModel, compiled: Path, npu_sram_bytes: int, build_id: str) -> dict[str, str]:
     """The build's C defines (written to unpu_build.h, force-included by the port's Makefile)."""
     from unpu import stages
     from unpu.graph import inspect_tflite
 
-    optimised = vela.optimised.read_bytes()
     info = inspect_tflite(model.path.read_bytes())
     sizes = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4, "int32": 4}
     input_bytes = 1
@@ -73,7 +67,7 @@ def build_defines(cfg, model: QuantizedModel, vela, build_id: str) -> dict[str, 
     input_bytes *= sizes.get(info.inputs[0].dtype, 4)
     defines = {"UNPU_MODEL_ID": c_string(re.sub(r"[^A-Za-z0-9_.-]", "_", stages.model_id(cfg))[:64] or "model"),
                "UNPU_BUILD_ID": c_string(build_id),
-               "UNPU_TFLM_ARENA_SIZE": str(arena_bytes(vela, optimised)),
+               "UNPU_TFLM_ARENA_SIZE": str(arena_bytes(compiled.read_bytes(), npu_sram_bytes)),
                "UNPU_TFLM_INPUT_CAPACITY": str(input_bytes)}
     out = info.outputs[0]
     if str(cfg.model.get("post", "none")) == "softmax" and out.dtype == "int8" and out.scale:
@@ -86,22 +80,14 @@ def build_defines(cfg, model: QuantizedModel, vela, build_id: str) -> dict[str, 
     return defines
 
 
-
-
-
-
-
-
-def build_id_of(model: QuantizedModel, vela, port: str, extra: dict) -> str:
+def build_id_of(model: QuantizedModel, compiled: Path, port: str, extra: dict) -> str:
     from unpu.boards.cfirmware import sources_digest
     from unpu.cache import file_digest, key_of
 
-    parts = {"model": model.digest, "vela": file_digest(vela.optimised), "port": port,
+    parts = {"model": model.digest, "compiled": file_digest(compiled), "port": port,
              "firmware": sources_digest(FIRMWARE / "harness", FIRMWARE / "kernels", FIRMWARE / "ports"),
              **extra}
     return key_of(parts)[:12]
-
-
 
 
 def firmware_record(image: Path, elf: Path, build_id: str, defines: dict[str, str], port: str,
