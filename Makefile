@@ -1,6 +1,8 @@
 # The README's two commands. Both work on a fresh clone: they create .venv and install what they need.
-#   make demo   one benchmark on the default board (host), recorded in ./mlflow.db
-#   make test   the test suite (also what .ci/run calls)
+#   make demo        one benchmark on the default board (host), recorded in ./mlflow.db
+#   make test        the whole test suite (also what .ci/run calls)
+#   make test-fast   the developers' tier: everything but the tests marked slow (conversion-heavy
+#                    sweeps, QEMU sweeps, the browser), a few minutes
 
 BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
@@ -11,7 +13,7 @@ INSTALLED   := $(VENV)/.installed
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm clang libclang-rt-14-dev \
                    chromium fonts-liberation
 
-.PHONY: demo test install debian-packages clean
+.PHONY: demo test test-fast install debian-packages clean
 
 $(PYTHON):
 	$(BOOT_PYTHON) -m venv $(VENV)
@@ -36,6 +38,9 @@ demo: install
 
 test: install debian-packages
 	$(PYTHON) -m pytest
+
+test-fast: install debian-packages
+	$(PYTHON) -m pytest -m "not slow"
 
 clean:
 	rm -rf outputs multirun .unpu_cache mlruns mlartifacts .pytest_cache

@@ -25,7 +25,7 @@ def quantized(model: str, quant: str, cache_dir: Path):
     from hydra import compose, initialize_config_dir
 
     from unpu.cache import Cache
-    from unpu.stages import quantized_model
+    from unpu.steps import quantized_model
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("config", overrides=[f"model={model}", f"quant={quant}", f"cache.dir={cache_dir}"])

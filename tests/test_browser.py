@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, MlflowServer, metrics_of, run_unpu, search_runs, tags_of
+from helpers import REPO, MlflowServer, metrics_of, run_unpu, search_runs, tags_of
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"

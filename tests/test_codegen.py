@@ -1,6 +1,6 @@
 """unpu.codegen: TFLite -> static C, bit-exact with LiteRT BUILTIN_REF (issue 3).
 
-Everything is real: models come from the TF converter (zoo via unpu.stages, small Keras models
+Everything is real: models come from the TF converter (zoo via unpu.steps, small Keras models
 built here), the generated C is compiled with the host gcc against firmware/kernels/ref and
 compared with LiteRT's reference kernels; TFLM's arena is found by bisection (unpu.boards.host).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, compose
+from helpers import REPO, compose
 
 ZOO_MODELS = ["simplenet", "resnet", "nas", "autoencoder", "yolov1", "mobilenet", "dscnn", "resnet8", "ad_fc"]
 QUANTS = ["int8", "int8_per_tensor"]
@@ -29,7 +29,7 @@ needs_kernels = pytest.mark.skipif(not list(KERNELS.glob("*.c")), reason="firmwa
 # ---------------------------------------------------------------------------------------------
 
 def test_quantize_multiplier_edge_cases():
-    from unpu.codegen.reader import quantize_multiplier
+    from unpu.tflite_math import quantize_multiplier
 
     assert quantize_multiplier(0.0) == (0, 0)
     assert quantize_multiplier(0.5) == (1 << 30, 0)
@@ -53,7 +53,7 @@ def test_quantize_multiplier_edge_cases():
 
 
 def test_padding_and_output_size():
-    from unpu.codegen.reader import compute_padding_height_width as pad
+    from unpu.tflite_math import compute_padding_height_width as pad
 
     assert pad("SAME", 1, 1, 1, 1, 32, 32, 3, 3) == (1, 1, 32, 32)
     assert pad("SAME", 2, 2, 1, 1, 32, 32, 3, 3) == (0, 0, 16, 16)  # (15*2+3-32)/2 = 0 (C division)
@@ -66,7 +66,7 @@ def test_padding_and_output_size():
 
 
 def test_activation_range():
-    from unpu.codegen.reader import activation_range
+    from unpu.tflite_math import activation_range
 
     assert activation_range("NONE", 0.1, 3) == (-128, 127)
     assert activation_range("RELU", 0.1, -5) == (-5, 127)
@@ -76,7 +76,7 @@ def test_activation_range():
 
 
 def test_add_params_match_tflite_formula():
-    from unpu.codegen.reader import add_params, quantize_multiplier
+    from unpu.tflite_math import add_params, quantize_multiplier
 
     p = add_params(0.02, 0.05, 0.04)
     assert p["left_shift"] == 20
@@ -243,7 +243,7 @@ def test_keras_models_bit_exact(ops_tflites, name):
 def zoo_tflite(shared_cache, tmp_path_factory):
     """(model, quant) -> quantized .tflite path, converted once per session."""
     from unpu.cache import Cache
-    from unpu.stages import quantized_model
+    from unpu.steps import quantized_model
 
     tmp = tmp_path_factory.mktemp("codegen_cfg")
     made: dict[tuple[str, str], Path] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MlflowServer, metrics_of, run_unpu, search_runs, tags_of
+from helpers import MlflowServer, metrics_of, run_unpu, search_runs, tags_of
 
 ZOO = ["simplenet", "resnet", "nas", "autoencoder", "yolov1", "mobilenet", "dscnn", "resnet8", "ad_fc"]
 # TFLite Micro and LiteRT's reference kernels agree bit for bit on CONV_2D, DEPTHWISE_CONV_2D, pooling,

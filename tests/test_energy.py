@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, compose, run_unpu
+from helpers import REPO, compose, run_unpu
 from test_e2e import _runs
 
 STAGES = ("init", "input", "inference", "output", "post")

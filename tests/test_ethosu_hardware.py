@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 import serial
 
-from conftest import compose
+from helpers import board_of, compose, native_firmware, pty_device
 from unpu.boards.alif import AlifEnsembleBoard, atoc_config
-from unpu.boards.base import BoardError
-from unpu.boards.corstone import FVP, Corstone300FvpBoard, _wait_listening, fvp_command
-from unpu.boards.tflm_firmware import FIRMWARE
-from unpu.boards.toolchain import write_build_header, write_model_c
+from unpu.boards.base import FIRMWARE
+from unpu.boards.corstone import FVP, LISTENING_RE, Corstone300FvpBoard, fvp_command
+from unpu.boards.firmware import write_build_header, write_model_c
 from unpu.boards.himax import PROMPT_NEXT, PROMPT_XMODEM, HimaxWE2Board, WE2Flasher, model_preamble
-from unpu.protocol import DeviceError, DutClient, Transcript
+from unpu.boards.process import DeviceProcess
+from unpu.errors import BoardError
+from unpu.protocol import DeviceError
 
 ENV_VARS = ("WE2_SDK", "ALIF_SDK", "ALIF_SETOOLS", "TFLM_DIR", "TFLM_LIB", "ETHOSU_DRIVER_DIR")
 
@@ -35,7 +36,9 @@ def clean_env(monkeypatch):
 
 
 def _board(cls, name: str, tmp_path: Path, *overrides: str):
-    return cls(compose([f"board={name}", "board.attached=true", *overrides], tmp_path))
+    board = board_of(compose([f"board={name}", "board.attached=true", *overrides], tmp_path))
+    assert isinstance(board, cls)
+    return board
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -93,7 +96,7 @@ def test_corstone_without_tflm_names_the_env_var(tmp_path, monkeypatch):
 
 def test_fvp_command_sets_num_macs_port_no_gui_and_time_limit(tmp_path):
     board = _board(Corstone300FvpBoard, "corstone300", tmp_path, "board.npu.macs_per_cycle=64")
-    cmd = fvp_command(Path("/x/app.axf"), int(board.board.npu.macs_per_cycle), 5123, 3600)
+    cmd = fvp_command(Path("/x/app.axf"), int(board.spec.npu.macs_per_cycle), 5123, 3600)
     assert cmd[:3] == [FVP, "-a", "/x/app.axf"]
     params = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-C"]
     assert "ethosu.num_macs=64" in params
@@ -101,19 +104,16 @@ def test_fvp_command_sets_num_macs_port_no_gui_and_time_limit(tmp_path):
     assert {"mps3_board.telnetterminal0.start_telnet=0", "mps3_board.telnetterminal0.mode=raw",
             "mps3_board.telnetterminal0.start_port=5123"} <= set(params)
     assert cmd[-2:] == ["--simlimit", "3600"]
-    assert board.board.npu.name == "ethos-u55-64"  # Vela's accelerator follows the same key
+    assert board.spec.npu.name == "ethos-u55-64"  # Vela's accelerator follows the same key
 
 
 def test_fvp_port_is_read_from_its_announcement(tmp_path):
     """The FVP moves to the next free port if the one asked for is taken: the port is the one it prints."""
     line = "Info: FVP_MPS3_Corstone_SSE_300: telnetterminal0: Listening for serial connection on port 5007"
-    proc = subprocess.Popen([sys.executable, "-c", f"print('booting'); print({line!r}, flush=True); "
-                             "import time; time.sleep(30)"], stdout=subprocess.PIPE, start_new_session=True)
-    try:
-        assert _wait_listening(proc, tmp_path / "fvp.log", 10) == 5007
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    fvp = DeviceProcess([sys.executable, "-c", f"print('booting'); print({line!r}, flush=True); "
+                         "import time; time.sleep(30)"], tmp_path / "fvp.log", FVP, stdout="pipe")
+    with fvp:
+        assert int(fvp.watch_output(LISTENING_RE, 10).group(1)) == 5007
     assert "booting" in (tmp_path / "fvp.log").read_text()
 
 
@@ -146,7 +146,7 @@ def test_alif_build_and_setools_commands(tmp_path, monkeypatch, name, sub, node,
             "MODEL_C=/b/m.c", "TFLM_DIR=/t"} <= set(cmd)
     setools = Path("/se")
     config = setools / "build" / "config" / f"unpu-{sub}.json"
-    assert board.flash_commands(setools, config) == [["/se/app-gen-toc", "-f", f"build/config/unpu-{sub}.json"],
+    assert board.setools_commands(setools, config) == [["/se/app-gen-toc", "-f", f"build/config/unpu-{sub}.json"],
                                                      ["/se/app-write-mram", "-p"]]
     assert atoc_config(sub, f"unpu-{sub}.bin", 0x80200000) == {
         node: {"binary": f"unpu-{sub}.bin", "version": "1.0.0", "cpu_id": cpu, "mramAddress": "0x80200000",
@@ -284,27 +284,13 @@ uint64_t unpu_pmu_value(uint32_t i) { return sum[i < 2 ? i : 0]; }
 
 
 def _native(softmax_tflite: Path, out: Path, cflags: list[str]):
-    from unpu.boards.native import compile_native
-    from unpu.boards.process import check_alive
-
-    compile_native(softmax_tflite.read_bytes(), out, "none", "softmax10", "test", cflags)
-    stderr = out / "stderr.log"
-    with open(stderr, "wb") as err:
-        proc = subprocess.Popen([str(out / "firmware.elf")], stdout=subprocess.PIPE, stderr=err,
-                                start_new_session=True)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("pty "), line
-    port = serial.Serial(line[4:], timeout=0.2)
-    client = DutClient(port, timeout_s=10, transcript=Transcript(),
-                       check_alive=lambda: check_alive(proc, stderr, "native firmware"))
-    client.connect()
-    return client, proc, port
+    client, proc = pty_device([str(native_firmware(softmax_tflite.read_bytes(), out, cflags=cflags))],
+                              out / "stderr.log", "native firmware")
+    return client, proc, client.port
 
 
 def test_pmu_lines_are_per_timed_inference(softmax_tflite, tmp_path):
     import numpy as np
-
-    from unpu.boards.process import stop
 
     provider = tmp_path / "pmu_provider.c"
     provider.write_text(PMU_PROVIDER)
@@ -322,16 +308,14 @@ def test_pmu_lines_are_per_timed_inference(softmax_tflite, tmp_path):
         assert "m-pmu-npu_jobs-1" in client.command("pmu")
     finally:
         port.close()
-        stop(proc)
+        proc.stop()
 
 
 def test_pmu_is_an_unknown_command_without_an_npu(softmax_tflite, tmp_path):
-    from unpu.boards.process import stop
-
     client, proc, port = _native(softmax_tflite, tmp_path / "fw", [])
     try:
         with pytest.raises(DeviceError, match="unknown command pmu"):
             client.pmu()
     finally:
         port.close()
-        stop(proc)
+        proc.stop()

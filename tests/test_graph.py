@@ -40,7 +40,7 @@ def _simplenet_macs() -> int:
 
 def test_simplenet_macs_params_and_io(simplenet_int8):
     info = inspect_tflite(simplenet_int8)
-    assert info.macs == _simplenet_macs() == 18_461_184  # REFERENCE.md: ~18.5 M
+    assert info.macs == _simplenet_macs() == 18_461_184  # docs/models.md: ~18.5 M
     assert info.params == 383_012  # all 14 kernels and biases (biases as int32)
     assert info.op_counts == {"CONV_2D": 14, "MAX_POOL_2D": 5, "RESHAPE": 1}
     assert info.quantized and info.size_bytes == len(simplenet_int8)

@@ -16,33 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import serial
 
-from conftest import REPO, compose, run_unpu
-from unpu.boards.native import compile_native
-from unpu.boards.process import check_alive, stop
-from unpu.protocol import STAGES, DeviceError, DutClient, Transcript
+from helpers import REPO, board_of, compose, native_firmware, pty_device, run_unpu
+from unpu.protocol import STAGES, DeviceError, Transcript
 
 
 def _spawn(exe: Path, tmp: Path):
-    stderr_path = tmp / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("pty "), line
-    port = serial.Serial(line[4:], timeout=0.2)
-    client = DutClient(port, timeout_s=10, transcript=Transcript(),
-                       check_alive=lambda: check_alive(proc, stderr_path, "native firmware"))
-    client.connect()
-    return client, proc, port
+    client, process = pty_device([str(exe)], tmp / "stderr.log", "native firmware")
+    return client, process, client.port
 
 
 @pytest.fixture(scope="module")
 def softmax_fw(softmax_tflite, tmp_path_factory) -> Path:
     """The native firmware around a one-SOFTMAX int8 model (input 10 bytes), as test_protocol uses."""
     out = tmp_path_factory.mktemp("softmax_fw")
-    compile_native(softmax_tflite.read_bytes(), out, "none", "softmax10", "test", [])
-    return out / "firmware.elf"
+    return native_firmware(softmax_tflite.read_bytes(), out)
 
 
 @pytest.fixture()
@@ -50,7 +38,7 @@ def device(softmax_fw, tmp_path):
     client, proc, port = _spawn(softmax_fw, tmp_path)
     yield client, proc
     port.close()
-    stop(proc)
+    proc.stop()
 
 
 # ---- the protocol, as test_protocol.py checks it on the host device ---------------------------
@@ -217,38 +205,35 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def dscnn_native(shared_cache, tmp_path_factory):
-    from unpu import stages
-    from unpu.boards.native import NativeBoard
+    from unpu import steps
     from unpu.cache import Cache
 
     tmp = tmp_path_factory.mktemp("dscnn_native")
     cfg = compose(["board=native", "model=dscnn", f"cache.dir={shared_cache}"], tmp)
-    model = stages.quantized_model(cfg, Cache(shared_cache))
-    firmware = NativeBoard(cfg).build(model, tmp)
+    model = steps.quantized_model(cfg, Cache(shared_cache))
+    firmware = board_of(cfg).build(model, tmp)
     return cfg, model, firmware, tmp
 
 
 def test_native_build_metrics_and_cache(dscnn_native):
-    from unpu.boards.native import NativeBoard
 
     cfg, model, firmware, tmp = dscnn_native
     m = firmware.metrics
     assert m["memory/arena"] == 16000  # docs/codegen.md's static plan for dscnn
     assert m["memory/flash"] > m["memory/weights"] > 0 and m["memory/ram"] > m["memory/arena"]
     assert firmware.image.exists() and "firmware/size_report.txt" in firmware.artifacts
-    again = NativeBoard(cfg).build(model, tmp)
+    again = board_of(cfg).build(model, tmp)
     assert again.digest == firmware.digest and again.tags["cache.firmware"] == "hit"
 
 
 def test_native_dscnn_output_matches_litert_reference(dscnn_native):
-    from unpu.boards.native import NativeBoard
     from unpu.measure import Reference
 
     cfg, model, firmware, tmp = dscnn_native
     reference = Reference(model.path.read_bytes())
     spec = reference.input_spec
     rng = np.random.default_rng(0)
-    with NativeBoard(cfg).open(firmware, Transcript(), tmp) as client:
+    with board_of(cfg).open(firmware, Transcript(), tmp) as client:
         assert client.profile()["model"] == "dscnn"
         for _ in range(10):
             x = rng.integers(-128, 128, size=spec.shape, dtype=np.int8)
@@ -281,7 +266,7 @@ def test_e2e_native_three_zoo_models(shared_cache, tmp_path):
         m, t = run.data.metrics, run.data.tags
         assert m["validation/max_abs_diff_lsb"] == 0  # the C kernels match LiteRT's FC rounding too
         assert m["latency/inference_us"] > 0 and m["memory/flash"] > 0 and m["memory/ram"] > 0
-        assert t["source.latency"] == "measured" and t["device.timer"] == "os" and t["runtime"] == "unpu-codegen"
+        assert t["source.latency"] == "measured" and t["device.timer"] == "os" and t["runtime"] == "codegen"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "firmware")}
         assert {"firmware/firmware.elf", "firmware/size_report.txt"} <= artifacts
 
@@ -339,7 +324,7 @@ def test_post_softmax_results_match_tflite_micro(softmax_tflite, tmp_path):
     from unpu.boards.host_device import DutEngine, TflmRunner
     from unpu.postproc import softmax_model
 
-    compile_native(softmax_tflite.read_bytes(), tmp_path, "softmax", "softmax10", "test", [])
+    native_firmware(softmax_tflite.read_bytes(), tmp_path, post="softmax")
     runner = TflmRunner(softmax_tflite.read_bytes(), 16384, "softmax", softmax_model(10, "int8", 1 / 256, -128))
     runner.init()
     engine = DutEngine(runner, "softmax10", "test")
@@ -353,4 +338,4 @@ def test_post_softmax_results_match_tflite_micro(softmax_tflite, tmp_path):
         assert client.stages()["post"].cycles > 0
     finally:
         port.close()
-        stop(proc)
+        proc.stop()

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Keras count_params(): all weights, BatchNorm moving statistics included.
 PARAMS = {
-    # REFERENCE.md §10; the seed's numbers are matched exactly.
+    # docs/models.md; the seed's numbers are matched exactly.
     "simplenet": 383_012,
     "resnet": 383_012,  # the residual adds have no weights
     "nas": 352_138,

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 
 import pytest
 
-from conftest import compose, free_port
+from helpers import board_of, compose, free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -47,48 +46,34 @@ def edges(before: int, writes: list[int]) -> tuple[list[int], list[int]]:
 @pytest.fixture(scope="module")
 def firmware(softmax_tflite, tmp_path_factory):
     """qemu_m55 firmware around the one-SOFTMAX int8 model (input 10 bytes)."""
-    from unpu.boards.base import QuantizedModel
-    from unpu.boards.qemu import QemuBoard
+    from unpu.artifacts import QuantizedModel
     from unpu.cache import file_digest
 
     tmp = tmp_path_factory.mktemp("pins")
     cfg = compose(["board=qemu_m55", "model=file", f"model.path={softmax_tflite}"], tmp)
-    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), {})
-    board = QemuBoard(cfg)
+    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), 0, "tflite graph")
+    board = board_of(cfg)
     return board, board.build(model, tmp)
 
 
 @pytest.fixture()
 def traced(firmware, tmp_path):
     """A DutClient on QEMU running the firmware with FPGAIO writes traced to a file."""
-    import serial
-
-    from unpu.boards.qemu import _check_alive, _die_with_parent, _stop
+    from unpu.boards.process import DeviceProcess
+    from unpu.links import tcp
     from unpu.protocol import DutClient, Transcript
 
     board, fw = firmware
-    trace, log_path, port = tmp_path / "fpgaio.trace", tmp_path / "qemu.log", free_port()
+    trace, port = tmp_path / "fpgaio.trace", free_port()
     cmd = board.qemu_command(fw.image, port) + ["-d", "trace:mps2_fpgaio_write", "-D", str(trace)]
-    with open(log_path, "wb") as qlog:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_die_with_parent)
-    link = None
-    try:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while link is None:
-            _check_alive(proc, log_path)
-            try:
-                link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.2)
-            except serial.SerialException:
-                assert time.monotonic() < deadline, "QEMU did not open its serial port"
-                time.sleep(0.02)
-        client = DutClient(link, 30, Transcript(), check_alive=lambda: _check_alive(proc, log_path))
-        client.connect()
-        yield client, trace
-    finally:
-        if link is not None:
+    with DeviceProcess(cmd, tmp_path / "qemu.log", "QEMU") as qemu:
+        link = tcp(port, CONNECT_TIMEOUT_S, qemu.check_alive, "QEMU")
+        try:
+            client = DutClient(link, 30, Transcript(), check_alive=qemu.check_alive)
+            client.connect()
+            yield client, trace
+        finally:
             link.close()
-        _stop(proc)
 
 
 def test_idle_and_infer_pin_edges(traced):

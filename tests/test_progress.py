@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, run_unpu
+from helpers import REPO, run_unpu
 from unpu.tracking import BASIC_SWEEPER, sweep_size
 
 FAST = ["model=ad_fc", "bench.windows=2", "bench.iterations=3", "bench.validation_inputs=2"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 import zlib
@@ -14,30 +13,21 @@ import numpy as np
 import pytest
 import serial
 
-from unpu.boards.base import DeviceCrashed
-from unpu.boards.host import _check_alive, _stop
+from helpers import pty_device
+from unpu.errors import DeviceCrashed
 from unpu.boards.host_device import DutEngine, TflmRunner
 from unpu.measure import Reference
-from unpu.protocol import STAGES, DeviceError, DutClient, ProtocolError, Transcript
+from unpu.protocol import STAGES, DeviceError, DutClient, ProtocolError
 
 
 @pytest.fixture()
 def device(softmax_tflite, tmp_path):
-    stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "unpu.boards.host_device", "--model", str(softmax_tflite), "--arena", "16384",
-             "--model-id", "softmax10", "--parent-pid", str(os.getpid())],
-            stdout=subprocess.PIPE, stderr=stderr)
-    line = proc.stdout.readline().decode().strip()
-    assert line.startswith("pty "), line
-    port = serial.Serial(line[4:], timeout=0.2)
-    client = DutClient(port, timeout_s=10, transcript=Transcript(),
-                       check_alive=lambda: _check_alive(proc, stderr_path))
-    client.connect()
+    client, proc = pty_device([sys.executable, "-m", "unpu.boards.host_device", "--model", str(softmax_tflite),
+                               "--arena", "16384", "--model-id", "softmax10", "--parent-pid", str(os.getpid())],
+                              tmp_path / "stderr.log", "host device process")
     yield client, proc
-    port.close()
-    _stop(proc)
+    client.port.close()
+    proc.stop()
 
 
 def test_base_commands(device):
@@ -132,7 +122,7 @@ def test_bad_hex_payload(device):
 def test_device_crash_is_reported_not_hung(device):
     client, proc = device
     os.kill(proc.pid, signal.SIGSEGV)
-    proc.wait(timeout=10)
+    proc.wait(10)
     t0 = time.monotonic()
     with pytest.raises(DeviceCrashed, match="SIGSEGV"):
         client.name()

@@ -1,25 +1,26 @@
 """The emulated Cortex-M boards end to end: real arm-none-eabi-gcc firmware, real QEMU, real MLflow.
 
-qemu_m55 = QEMU mps3-an547 (Cortex-M55), qemu_m4 = QEMU mps2-an386 (Cortex-M4F). Skipped only when
-qemu-system-arm or arm-none-eabi-gcc is not installed (`make test` installs them).
+Every board of conf/board/ whose adapter is QemuBoard (qemu_m55 = QEMU mps3-an547, Cortex-M55;
+qemu_m4 = mps2-an386, Cortex-M4F; ...): a board added to conf/ is tested here with no change. Skipped
+only when qemu-system-arm or arm-none-eabi-gcc is not installed (`make test` installs them).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import compose, run_unpu
+from helpers import board_of, compose, own_processes, run_unpu
+from unpu.boards.catalog import specs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="qemu-system-arm / arm-none-eabi-gcc not installed (Debian: qemu-system-arm gcc-arm-none-eabi "
            "libnewlib-arm-none-eabi; `make debian-packages`)")
 
-BOARDS = ["qemu_m55", "qemu_m4"]
+BOARDS = [name for name, spec in specs().items() if spec.adapter and spec.adapter._target_.endswith(".QemuBoard")]
 MODELS = ["resnet8", "dscnn", "autoencoder"]
 STAGES = ["init", "input", "inference", "output", "post"]
 SMALL = ["bench.windows=2", "bench.iterations=2"]
@@ -35,17 +36,15 @@ def _children(cwd: Path):
 
 
 def _qemu_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "qemu-system-arm"], capture_output=True, text=True, timeout=10).stdout
-    return {int(p) for p in out.split()}
+    return own_processes("qemu-system-arm")
 
 
 def _sweep(cwd: Path, cache: Path) -> dict[tuple[str, str], dict]:
     cwd.mkdir()
-    before = _qemu_pids()
     proc = run_unpu(["-m", "board=" + ",".join(BOARDS), "model=" + ",".join(MODELS), *SMALL], cwd,
                     env={"UNPU_CACHE_DIR": str(cache)}, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _qemu_pids() <= before, "QEMU left running after the sweep"
+    assert not _qemu_pids(), "QEMU left running after the sweep"
     client, children = _children(cwd)
     assert len(children) == len(BOARDS) * len(MODELS)
     out = {}
@@ -61,7 +60,7 @@ def _sweep(cwd: Path, cache: Path) -> dict[tuple[str, str], dict]:
             assert f"instructions/{stage}" in m and f"latency/{stage}_us" in m, (key, stage)
         assert m["instructions/inference"] > 10_000
         # latency = instructions at the board's nominal clock (1 instruction per cycle)
-        clock = {"qemu_m55": 32e6, "qemu_m4": 25e6}[key[0]]
+        clock = specs()[key[0]].cpu.clock_hz
         assert m["latency/inference_us"] == pytest.approx(m["instructions/inference"] / clock * 1e6, rel=1e-6)
         assert 0 < m["memory/flash"] and m["memory/arena"] > 0 and m["memory/ram"] > m["memory/arena"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "firmware")}
@@ -81,12 +80,11 @@ def test_qemu_boards_end_to_end_and_deterministic(tmp_path, shared_cache):
 
 @pytest.mark.slow
 def test_hanging_firmware_is_killed_and_recorded_failed(tmp_path, shared_cache):
-    before = _qemu_pids()
     proc = run_unpu(["board=qemu_m4", "model=autoencoder", "bench.timeout_s=3", "bench.windows=1",
                      "board.firmware_cflags=[-DUNPU_TEST_HANG]"], tmp_path,
                     env={"UNPU_CACHE_DIR": str(shared_cache)}, timeout=600)
     assert proc.returncode != 0
-    assert _qemu_pids() <= before, "QEMU left running after a timeout"
+    assert not _qemu_pids(), "QEMU left running after a timeout"
     _, children = _children(tmp_path)
     assert len(children) == 1 and children[0].info.status == "FAILED"
     assert "infer" in children[0].data.tags["unpu.error"]
@@ -94,27 +92,26 @@ def test_hanging_firmware_is_killed_and_recorded_failed(tmp_path, shared_cache):
 
 @pytest.mark.slow
 def test_malformed_commands_answered_and_board_keeps_working(tmp_path, shared_cache):
-    from unpu.boards.qemu import QemuBoard
     from unpu.cache import Cache
     from unpu.protocol import DeviceError, Transcript
-    from unpu import stages
+    from unpu import steps
 
     cfg = compose(["board=qemu_m55", "model=autoencoder", f"cache.dir={shared_cache}"], tmp_path)
-    board = QemuBoard(cfg)
-    model = stages.quantized_model(cfg, Cache(cfg.cache.dir))
+    board = board_of(cfg)
+    model = steps.quantized_model(cfg, Cache(cfg.cache.dir))
     firmware = board.build(model, tmp_path)
     with board.open(firmware, Transcript(), tmp_path) as client:
         for bad in ("bogus", "db load 999999999", "infer x y", "db zz", "x" * 300):
             with pytest.raises(DeviceError):
                 client.command(bad)
         with pytest.raises(DeviceError):   # wrong CRC
-            client.command(f"db bin 4 00000000", raw=b"\x01\x02\x03\x04")
+            client.command("db bin 4 00000000", raw=b"\x01\x02\x03\x04")
         assert client.name() == "dut-[unpu]"
         assert client.info().timer == "systick"
 
 
 def test_missing_toolchain_names_the_debian_package(tmp_path, monkeypatch):
-    from unpu.boards.base import BoardError
+    from unpu.errors import BoardError
     from unpu.boards.qemu import check_tools
 
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_unpu
+from helpers import run_unpu
 
 from unpu import report
 

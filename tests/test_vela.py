@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import compose, run_unpu
+from helpers import compose, run_unpu
 from test_e2e import _runs
 
 SEED_AND_MOBILENET = ["simplenet", "resnet", "nas", "autoencoder", "yolov1", "mobilenet"]
@@ -14,11 +14,11 @@ ETHOS_BOARDS = ["hxwe2", "alif_e7", "corstone300"]
 
 
 def _quantized(model: str, tmp_path: Path, cache: Path):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={model}", f"cache.dir={cache}"], tmp_path)
-    return stages.quantized_model(cfg, Cache(cache))
+    return steps.quantized_model(cfg, Cache(cache))
 
 
 def _compile(model, accelerator: str, cache: Path, **kw):
@@ -163,12 +163,12 @@ def test_operator_vela_cannot_place_is_cpu_fallback(tmp_path, shared_cache):
 
 
 def test_corstone_macs_override_moves_npu_vela_and_peak(tmp_path):
-    from unpu.pipeline import board_peak_ops
+    from unpu.boards.base import board_spec
 
     cfg = compose(["board=corstone300", "board.npu.macs_per_cycle=256"], tmp_path)
     assert cfg.board.npu.name == "ethos-u55-256" and cfg.board.vela.accelerator_config == "ethos-u55-256"
-    peak, basis = board_peak_ops(cfg.board)
+    peak, basis = board_spec(cfg.board).peak_ops()
     assert peak == 2 * 256 * 500e6 and "macs_per_cycle" in basis
     cfg = compose(["board=alif_e7_he"], tmp_path)
     assert cfg.board.vela.accelerator_config == "ethos-u55-128" and cfg.board.npu.clock_hz == 160e6
-    assert board_peak_ops(cfg.board)[0] == 40.96e9
+    assert board_spec(cfg.board).peak_ops()[0] == 40.96e9

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, compose, run_unpu
-from unpu.boards.base import BoardError, QuantizedModel
-from unpu.boards.cvitek import PORT, CV1800BBoard, PipeLink, check_ops, estimate_ion_bytes
+from helpers import REPO, board_of, compose, run_unpu
+from unpu.artifacts import QuantizedModel
+from unpu.errors import BoardError
+from unpu.boards.base import FIRMWARE
+from unpu.boards.cvitek import CV1800BBoard, check_ops, estimate_ion_bytes
+from unpu.boards.firmware import HARNESS, KERNELS, generate_model, kernel_sources
+from unpu.graph import inspect_tflite
+from unpu.links import PipeLink
 from unpu.compilers.tpu_mlir import MIB, SUPPORTED_OPS, TpuMlirError, find_tools, parse_model_info
 
 ENV_VARS = ("TPU_MLIR_PATH", "TPU_SDK_PATH", "DUO_TOOLCHAIN")
@@ -59,9 +64,11 @@ def clean_env(monkeypatch):
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
 
+PORT = FIRMWARE / "ports" / "cv1800b"
+
 
 def _board(tmp_path: Path, *overrides: str) -> CV1800BBoard:
-    return CV1800BBoard(compose(["board=cv1800b", *overrides], tmp_path))
+    return board_of(compose(["board=cv1800b", *overrides], tmp_path))
 
 
 # ---- the one-line refusal ------------------------------------------------------------------------
@@ -137,10 +144,10 @@ def test_full_command_sequence(tmp_path, monkeypatch, fake_tools, softmax_tflite
     board = _board(tmp_path, "model=file", f"model.path={softmax_tflite}", "board.host=192.168.42.1",
                    f"board.toolchain.tf2onnx_python={env['python']}", "quant.calibration_samples=3")
     board.check_environment()
-    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, {})
+    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, 0, "tflite graph")
     board.preflight(model)
     firmware = board.build(model, tmp_path / "work")
-    board.deploy(firmware, tmp_path / "work")
+    board.flash(firmware, tmp_path / "work")   # the deployment: ssh mkdir, scp
 
     calls = fake_tools.calls()
     out = Path(calls[2][calls[2].index("--output") + 1]).parent  # the compile's working directory
@@ -162,7 +169,7 @@ def test_full_command_sequence(tmp_path, monkeypatch, fake_tools, softmax_tflite
         ["make", "-C", str(PORT), f"CC={bin_}/riscv64-unknown-linux-musl-gcc", f"TPU_SDK_PATH={env['sdk']}",
          f"BUILD_DIR={work}/build", f"BUILD_H={work}/unpu_build.h"],
         ["ssh", *ssh_opts, "-p", "22", "root@192.168.42.1", "mkdir -p /root/unpu"],
-        ["scp", "-O", *ssh_opts, "-P", "22", "-r", f"{work}/build/unpu_cvi", str(firmware.extra["cvimodel"]),
+        ["scp", "-O", *ssh_opts, "-P", "22", "-r", f"{work}/build/unpu_cvi", str(firmware.files["cvimodel"]),
          f"{env['sdk']}/lib", "root@192.168.42.1:/root/unpu/"],
     ]
     assert board.run_command("model.cvimodel") == [
@@ -182,7 +189,7 @@ def test_cvimodel_over_the_ion_budget_is_refused_before_the_build(tmp_path, monk
                    "board.memory.ion_bytes=4194304")
     board.check_environment()
     with pytest.raises(BoardError, match=r"needs 6,018,826 B of ION memory, board.memory.ion_bytes is 4,194,304 B"):
-        board.build(QuantizedModel("softmax10", softmax_tflite, "e" * 64, {}), tmp_path / "work")
+        board.build(QuantizedModel("softmax10", softmax_tflite, "e" * 64, 0, "tflite graph"), tmp_path / "work")
     assert not any(call[0] == "make" for call in fake_tools.calls())
 
 
@@ -196,8 +203,8 @@ def test_missing_host_is_named(tmp_path, monkeypatch, fake_tools):
 def test_ssh_options_and_pins_reach_the_commands(tmp_path, monkeypatch):
     monkeypatch.setenv("TPU_SDK_PATH", "/sdk")
     board = _board(tmp_path, "board.host=10.0.0.2", "board.ssh.user=duo", "board.ssh.port=2222",
-                   "board.ssh.options=['StrictHostKeyChecking=accept-new']", "board.pins.timestamp_gpio=440",
-                   "board.pins.stage_gpio=441", "board.ssh.remote_dir='/tmp/u p'")
+                   "board.ssh.options=['StrictHostKeyChecking=accept-new']", "board.pins.timestamp=440",
+                   "board.pins.stage=441", "board.ssh.remote_dir='/tmp/u p'")
     cmd = board.run_command("m.cvimodel")
     assert cmd[:9] == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o",
                        "StrictHostKeyChecking=accept-new", "-p", "2222"]
@@ -207,18 +214,18 @@ def test_ssh_options_and_pins_reach_the_commands(tmp_path, monkeypatch):
 # ---- pre-flight on real quantized models ---------------------------------------------------------
 
 def _quantized(name: str, tmp_path: Path, cache: Path):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={cache}"], tmp_path)
-    return stages.quantized_model(cfg, Cache(cache))
+    return steps.quantized_model(cfg, Cache(cache))
 
 
 @pytest.mark.slow
 def test_preflight_accepts_mobilenet_and_names_what_does_not_fit(tmp_path, shared_cache):
     model = _quantized("mobilenet", tmp_path, shared_cache)
     _board(tmp_path).preflight(model)          # every op supported, fits 16 MiB of ION
-    need = estimate_ion_bytes(model.path.read_bytes())
+    need = estimate_ion_bytes(inspect_tflite(model.path.read_bytes()))
     assert model.path.stat().st_size // 2 < need < 16 * MIB
     with pytest.raises(BoardError, match=rf"about {need:,} B of ION memory .*ion_bytes is 100,000 B"):
         _board(tmp_path, "board.memory.ion_bytes=100000").preflight(model)
@@ -229,11 +236,11 @@ def test_preflight_accepts_mobilenet_and_names_what_does_not_fit(tmp_path, share
 
 @pytest.mark.slow
 def test_preflight_refuses_float_models(tmp_path, shared_cache):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose(["model=dscnn", "quant=float32", f"cache.dir={shared_cache}"], tmp_path)
-    model = stages.quantized_model(cfg, Cache(shared_cache))
+    model = steps.quantized_model(cfg, Cache(shared_cache))
     with pytest.raises(BoardError, match="is float32; the cv1800b path takes int8"):
         _board(tmp_path).preflight(model)
 
@@ -253,16 +260,17 @@ def test_port_and_harness_run_over_a_pipe(tmp_path, softmax_tflite):
     """port.c (stdin/stdout link, CLOCK_MONOTONIC_RAW, sysfs pins off) + the portable harness + the
     codegen runner standing in for runner_cvi.c (which needs cviruntime), driven by DutClient
     through PipeLink exactly as the ssh process is on the board."""
-    from unpu.boards.cfirmware import HARNESS, KERNELS, generate_model, kernel_sources
     from unpu.protocol import DutClient
 
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("no host gcc")
-    generate_model(softmax_tflite.read_bytes(), tmp_path / "gen", "none")
+    generate_model(softmax_tflite.read_bytes(), tmp_path / "gen")
     exe = tmp_path / "unpu_cvi"
     subprocess.run([gcc, "-O1", "-std=gnu99", "-Wall", "-Wextra", "-Werror", f"-I{HARNESS}", f"-I{KERNELS}",
-                    f"-I{tmp_path / 'gen'}", str(PORT / "port.c"), str(HARNESS / "unpu_harness.c"),
+                    f"-I{PORT.parent / 'family' / 'posix'}", f"-I{tmp_path / 'gen'}", str(PORT / "port.c"),
+                    str(PORT.parent / "family" / "posix" / "posix_port.c"), str(PORT.parent / "common" / "port_defaults.c"),
+                    str(HARNESS / "unpu_harness.c"),
                     str(HARNESS / "runner_codegen.c"), *map(str, kernel_sources()), str(tmp_path / "gen" / "model.c"),
                     "-o", str(exe), "-lm"], check=True, timeout=300)
     proc = subprocess.Popen([str(exe), "unused.cvimodel", "-1", "-1"], stdin=subprocess.PIPE,

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, compose, run_unpu
-from unpu.boards.base import BoardError, QuantizedModel
-from unpu.boards.esp32 import FIRMWARE, PORT_DIR, PROJECT_NAME, Esp32S3Board
+from helpers import REPO, board_of, compose, run_unpu
+from unpu.artifacts import QuantizedModel
+from unpu.errors import BoardError
+from unpu.boards.base import FIRMWARE
+from unpu.boards.esp32 import PROJECT_NAME, Esp32S3Board
+from unpu.boards.tflm_firmware import runner_ops
+from unpu.errors import ToolError
 from unpu.compilers import esp_tflm
 
 ENV_VARS = ("IDF_PATH", "ESPTOOL", "IDF_PYTHON_ENV_PATH")
@@ -31,9 +35,11 @@ def clean_env(monkeypatch):
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
 
+PORT_DIR = FIRMWARE / "ports" / "esp32s3"
+
 
 def _board(tmp_path: Path, *overrides: str) -> Esp32S3Board:
-    return Esp32S3Board(compose(["board=esp32s3", *overrides], tmp_path))
+    return board_of(compose(["board=esp32s3", *overrides], tmp_path))
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -143,7 +149,7 @@ if 'build' in args:
 
 
 def _model(path: Path) -> QuantizedModel:
-    return QuantizedModel("softmax10", path, hashlib.sha256(path.read_bytes()).hexdigest(), {})
+    return QuantizedModel("softmax10", path, hashlib.sha256(path.read_bytes()).hexdigest(), 0, "tflite graph")
 
 
 def _elf(tmp_path: Path) -> Path:
@@ -262,11 +268,11 @@ def test_idf_version_from_idf_py_format():
 
 def test_runner_ops_are_the_runner_source_s():
     source = (FIRMWARE / "harness" / "runner_tflm.cc").read_text()
-    ops = esp_tflm.runner_ops(source)
+    ops = runner_ops(source)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX", "PADV2", "MEAN"} <= ops
     assert "CUSTOM:ethos-u" not in ops and len(ops) == len(re.findall(r"resolver\.Add\w+\(\)", source)) - 1
-    with pytest.raises(esp_tflm.EspError, match="cannot name: BatchMatMul"):
-        esp_tflm.runner_ops("resolver.AddBatchMatMul();")
+    with pytest.raises(ToolError, match="cannot name: BatchMatMul"):
+        runner_ops("resolver.AddBatchMatMul();")
 
 
 def test_esp_nn_ops_are_the_component_s_kernels():
@@ -278,7 +284,7 @@ def test_esp_nn_ops_are_the_component_s_kernels():
 
 def test_unsupported_operator_is_named_by_layer(tmp_path, monkeypatch, softmax_tflite):
     board = _board(tmp_path)
-    monkeypatch.setattr(esp_tflm, "runner_ops", lambda *a, **k: frozenset({"CONV_2D"}))
+    monkeypatch.setattr("unpu.boards.esp32.runner_ops", lambda *a, **k: frozenset({"CONV_2D"}))
     with pytest.raises(BoardError) as exc:
         board.preflight(_model(softmax_tflite))
     assert "does not register: #0 SOFTMAX" in _one_line(exc)
@@ -287,17 +293,17 @@ def test_unsupported_operator_is_named_by_layer(tmp_path, monkeypatch, softmax_t
 # ---- pre-flight on real quantized models -----------------------------------------------------------
 
 def _quantized(name: str, tmp_path: Path, cache: Path, *overrides: str):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={cache}", "board=esp32s3", *overrides], tmp_path)
-    return cfg, stages.quantized_model(cfg, Cache(cache))
+    return cfg, steps.quantized_model(cfg, Cache(cache))
 
 
 @pytest.mark.slow
 def test_preflight_passes_mobilenet_and_sizes_its_arena(tmp_path, shared_cache):
     cfg, model = _quantized("mobilenet", tmp_path, shared_cache)
-    board = Esp32S3Board(cfg)
+    board = board_of(cfg)
     board.preflight(model)
     scratch = esp_tflm.esp_nn_scratch_bound(model.path.read_bytes())
     assert scratch > 0
@@ -308,7 +314,7 @@ def test_preflight_passes_mobilenet_and_sizes_its_arena(tmp_path, shared_cache):
 def test_preflight_names_the_sram_that_does_not_fit(tmp_path, shared_cache):
     cfg, model = _quantized("simplenet", tmp_path, shared_cache, "board.esp.sram_reserved_bytes=500000")
     with pytest.raises(BoardError) as exc:
-        Esp32S3Board(cfg).preflight(model)
+        board_of(cfg).preflight(model)
     text = _one_line(exc)
     assert "does not fit esp32s3's SRAM: arena" in text and "24,288 B (524,288 B internal SRAM - 500,000 B" in text
 
@@ -318,7 +324,7 @@ def test_preflight_names_the_flash_that_does_not_fit(tmp_path, shared_cache):
     cfg, model = _quantized("nas", tmp_path, shared_cache, "board.memory.flash_bytes=1048576",
                             "board.esp.firmware_base_bytes=700000")
     with pytest.raises(BoardError) as exc:
-        Esp32S3Board(cfg).preflight(model)
+        board_of(cfg).preflight(model)
     assert "does not fit esp32s3's flash" in _one_line(exc) and "983,040 B app partition" in str(exc.value)
 
 
@@ -344,7 +350,8 @@ def test_port_timekeeping_compiles_and_extends_the_cycle_counter(tmp_path):
     main = tmp_path / "t.c"
     main.write_text(TICKS_TEST)
     exe = tmp_path / "t"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", str(PORT_DIR / "main"), str(main),
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", str(PORT_DIR / "main"),
+                    "-I", str(FIRMWARE / "ports" / "common"), str(main),
                     str(PORT_DIR / "main" / "unpu_esp_ticks.c"), "-o", str(exe)], check=True, timeout=60)
     out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=10, check=True).stdout.split()
     assert out == [str(0xFFFFFF00), "512", "256", "2", "500"]
@@ -355,7 +362,8 @@ def test_harness_and_port_arithmetic_compile_for_a_32_bit_mcu(tmp_path):
     32-bit arm-none-eabi-gcc; port.c itself needs ESP-IDF's headers."""
     for src in (FIRMWARE / "harness" / "unpu_harness.c", PORT_DIR / "main" / "unpu_esp_ticks.c"):
         subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Wall", "-Werror", "-c",
-                        "-I", str(FIRMWARE / "harness"), "-I", str(PORT_DIR / "main"), str(src),
+                        "-I", str(FIRMWARE / "harness"), "-I", str(PORT_DIR / "main"),
+                        "-I", str(FIRMWARE / "ports" / "common"), str(src),
                         "-o", str(tmp_path / (src.stem + ".o"))], check=True, timeout=60)
 
 

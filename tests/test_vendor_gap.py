@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, compose, run_unpu
-from unpu.boards.base import BoardError, QuantizedModel
-from unpu.boards.gap import PORT, Gap8Board, chw_defines
+from helpers import REPO, board_of, compose, run_unpu
+from unpu.artifacts import QuantizedModel
+from unpu.errors import BoardError
+from unpu.boards.base import FIRMWARE
+from unpu.boards.gap import Gap8Board, chw_defines
 from unpu.compilers.nntool import (ModelFiles, NNToolOptions, network_arg_types, nntool_script, parse_kernels_c,
                                    parse_kernels_h, parse_version)
 
@@ -28,9 +30,11 @@ def no_gap_env(monkeypatch):
     for var in GAP_VARS:
         monkeypatch.delenv(var, raising=False)
 
+PORT = FIRMWARE / "ports" / "gap8"
+
 
 def _board(tmp_path: Path, *overrides: str) -> Gap8Board:
-    return Gap8Board(compose(["board=gap8", *overrides], tmp_path))
+    return board_of(compose(["board=gap8", *overrides], tmp_path))
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -205,12 +209,13 @@ def test_check_build_flash_and_run_commands_are_the_documented_ones(tmp_path, mo
     monkeypatch.setenv("FAKE_ELF", str(riscv_elf(tmp_path)))
     board = _board(tmp_path, "board.port=/dev/ttyUSB1")
     board.check_environment()
-    model = QuantizedModel("softmax10", softmax_tflite, "0" * 64, {})
+    model = QuantizedModel("softmax10", softmax_tflite, "0" * 64, 0, "tflite graph")
     work = tmp_path / "work"
     work.mkdir()
     firmware = board.build(model, work)
     board.flash(firmware, work)
-    board.stop(board.start(firmware, work))
+    with board.device(firmware, work):   # gapy's JTAG load and start, stopped at the end of the run
+        pass
 
     out = (work / "gap8").resolve()
     mdir = out / "model"
@@ -236,7 +241,7 @@ def test_check_build_flash_and_run_commands_are_the_documented_ones(tmp_path, mo
     assert (m["memory/at_l1"], m["memory/at_l2"], m["memory/at_l2_dyn"], m["memory/at_l3_ram"]) == \
         (46724, 82300, 180448, 339692)
     assert m["memory/arena"] == 82300 + 180448 and m["memory/npu_weights"] == 1000
-    assert m["memory/bss"] >= 100 and firmware.tags["runtime"] == "autotiler"
+    assert m["memory/bss"] >= 100 and _board(tmp_path).spec.runtime == "autotiler"
     header = (out / "unpu_build.h").read_text()
     assert "#define UNPU_GAP_INPUT_BYTES 10" in header and "#define UNPU_GAP_ARENA_BYTES 262748" in header
     assert "#define UNPU_GAP_PIN_TIMESTAMP PI_GPIO_A0_PAD_12_A3" in header
@@ -251,7 +256,7 @@ def test_int16_network_input_is_refused(tmp_path, monkeypatch, fake_tools, softm
     monkeypatch.setenv("FAKE_KERNELS_H", KERNELS_H.replace("signed char * __restrict__ Input_1",
                                                            "short int * __restrict__ Input_1"))
     with pytest.raises(BoardError) as exc:
-        _board(tmp_path).build(QuantizedModel("s", softmax_tflite, "0" * 64, {}), tmp_path)
+        _board(tmp_path).build(QuantizedModel("s", softmax_tflite, "0" * 64, 0, "tflite graph"), tmp_path)
     assert "takes (short int, signed char)" in _one_line(exc)
 
 
@@ -265,7 +270,7 @@ def test_q15_softmax_output_is_converted_on_the_device(tmp_path, monkeypatch, fa
     monkeypatch.setenv("FAKE_KERNELS_H", KERNELS_H.replace("signed char * __restrict__ Output_1",
                                                            "signed short * __restrict__ Output_1"))
     monkeypatch.setenv("FAKE_ELF", str(riscv_elf(tmp_path)))
-    _board(tmp_path).build(QuantizedModel("s", softmax_tflite, "0" * 64, {}), tmp_path)
+    _board(tmp_path).build(QuantizedModel("s", softmax_tflite, "0" * 64, 0, "tflite graph"), tmp_path)
     assert "#define UNPU_GAP_OUTPUT_Q15 1" in (tmp_path / "gap8" / "unpu_build.h").read_text()
 
 
@@ -336,11 +341,11 @@ def test_chw_defines_only_for_spatial_multichannel_tensors():
 # ---- pre-flight on real quantized models -------------------------------------------------------------
 
 def _quantized(name: str, tmp_path: Path, cache: Path, *overrides: str):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={cache}", *overrides], tmp_path)
-    return stages.quantized_model(cfg, Cache(cache))
+    return steps.quantized_model(cfg, Cache(cache))
 
 
 @pytest.mark.slow
@@ -364,7 +369,7 @@ def test_preflight_refuses_int16_activations(tmp_path, shared_cache):
 
 
 def test_preflight_accepts_a_graph_ending_in_softmax(tmp_path, softmax_tflite):
-    _board(tmp_path).preflight(QuantizedModel("softmax10", softmax_tflite, "0" * 64, {}))
+    _board(tmp_path).preflight(QuantizedModel("softmax10", softmax_tflite, "0" * 64, 0, "tflite graph"))
 
 
 # ---- the firmware: compiled for rv32imc without the SDK, and the runner run natively -----------------
@@ -381,7 +386,7 @@ def test_harness_and_runner_compile_for_rv32imc(tmp_path):
                       "#define UNPU_POST_SOFTMAX 1\n#define UNPU_SOFTMAX_MULTIPLIER 1073741824\n"
                       "#define UNPU_SOFTMAX_LEFT_SHIFT 20\n#define UNPU_SOFTMAX_DIFF_MIN -248\n")
     sources = [REPO / "firmware/harness/unpu_harness.c", PORT / "runner_autotiler.c",
-               REPO / "firmware/kernels/ref/softmax.c"]
+               REPO / "firmware/harness/runner_io.c", REPO / "firmware/kernels/ref/softmax.c"]
     for src in sources:
         subprocess.run(["clang", "--target=riscv32-unknown-elf", "-march=rv32imc", "-mabi=ilp32", "-Os",
                         "-ffreestanding", "-std=c99", "-Wall", "-Wextra", "-Werror", "-isystem", str(NEWLIB_INCLUDE),
@@ -429,7 +434,8 @@ def test_runner_transposes_hwc_to_chw_and_back_and_reconstructs_each_window(tmp_
     dims = ["-DUNPU_GAP_INPUT_BYTES=24", "-DUNPU_GAP_OUTPUT_BYTES=24", "-DUNPU_GAP_IN_H=2", "-DUNPU_GAP_IN_W=3",
             "-DUNPU_GAP_IN_C=4", "-DUNPU_GAP_OUT_H=2", "-DUNPU_GAP_OUT_W=3", "-DUNPU_GAP_OUT_C=4"]
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", *dims, f"-I{PORT}", f"-I{REPO / 'firmware/harness'}",
-                    str(PORT / "runner_autotiler.c"), str(main), "-o", str(exe)], check=True, timeout=120)
+                    str(PORT / "runner_autotiler.c"), str(REPO / "firmware/harness/runner_io.c"), str(main), "-o", str(exe)],
+                   check=True, timeout=120)
     lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout.splitlines()
     assert lines[0] == "2 1 24"   # init twice: constructed twice, destructed once in between
     seen = [int(v) for v in lines[1].split()]
@@ -445,7 +451,8 @@ def test_runner_turns_q15_softmax_into_tflite_int8(tmp_path):
     exe = tmp_path / "runner"
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-DUNPU_GAP_INPUT_BYTES=24", "-DUNPU_GAP_OUTPUT_BYTES=4",
                     "-DUNPU_GAP_OUTPUT_Q15=1", f"-I{PORT}", f"-I{REPO / 'firmware/harness'}",
-                    str(PORT / "runner_autotiler.c"), str(main), "-o", str(exe)], check=True, timeout=120)
+                    str(PORT / "runner_autotiler.c"), str(REPO / "firmware/harness/runner_io.c"), str(main), "-o", str(exe)],
+                   check=True, timeout=120)
     lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout.splitlines()
     assert [int(v) for v in lines[2].split()] == [127, -128, 0, -128]
 

@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compose, run_unpu
-from unpu.boards.base import BoardError, QuantizedModel
-from unpu.boards.maxim import PORT_DIR, MaximBoard
-from unpu.compilers.ai8x import (CHECKPOINT_SCRIPT, Ai8xError, device_from_board, lower, parse_cnn_h,
-                                 parse_load_input, requantize)
+from helpers import board_of, compose, run_unpu
+from unpu.artifacts import QuantizedModel
+from unpu.errors import BoardError
+from unpu.boards.base import FIRMWARE
+from unpu.boards.maxim import MaximBoard
+from unpu.compilers.ai8x import CHECKPOINT_SCRIPT, Ai8xError, lower, parse_cnn_h, parse_load_input, requantize
 
 ENV_VARS = ("MAXIM_PATH", "AI8X_SYNTHESIS", "AI8X_PYTHON", "OPENOCD")
 BOARDS = ("max78000", "max78002")
-FIRMWARE = PORT_DIR.parents[1]
+PORT_DIR = FIRMWARE / "ports" / "max78000"
 
 
 @pytest.fixture(autouse=True)
@@ -43,19 +44,19 @@ def clean_env(monkeypatch):
 
 
 def _board(name: str, tmp_path: Path, *overrides: str) -> MaximBoard:
-    return MaximBoard(compose([f"board={name}", *overrides], tmp_path))
+    return board_of(compose([f"board={name}", *overrides], tmp_path))
 
 
 def _quantized(name: str, tmp_path: Path, cache: Path) -> QuantizedModel:
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={cache}"], tmp_path)
-    return stages.quantized_model(cfg, Cache(cache))
+    return steps.quantized_model(cfg, Cache(cache))
 
 
 def _file_model(path: Path) -> QuantizedModel:
-    return QuantizedModel(path.stem, path, "sha256-" + path.stem, {})
+    return QuantizedModel(path.stem, path, "sha256-" + path.stem, 0, "tflite graph")
 
 
 # ---- the one line naming what is missing --------------------------------------------------------
@@ -189,7 +190,7 @@ def test_check_build_flash_run_the_documented_commands(tmp_path, monkeypatch, fa
                  "MXC_S_GCR_PCLKDIV_CNNCLKDIV_DIV1)", "#define UNPU_PIN_TS_PORT 1", "#define UNPU_PIN_TS_PIN 6"):
         assert line in header
     assert fw.metrics["memory/npu_weights"] == 381792 and fw.metrics["ai8x/bias_bytes"] == 1220
-    assert fw.metrics["memory/flash"] > 0 and fw.tags["runtime"] == "ai8x"
+    assert fw.metrics["memory/flash"] > 0 and board.spec.runtime == "ai8x"
     # what ai8xize was given: 14 layers, 8-bit weights, the sample as int64 C x H x W
     import yaml
 
@@ -206,7 +207,7 @@ def test_check_build_flash_run_the_documented_commands(tmp_path, monkeypatch, fa
 
 
 def test_flash_is_retried_once(tmp_path, monkeypatch, fake_tools):
-    from unpu.boards.base import Firmware
+    from unpu.artifacts import Firmware
 
     msdk = _fake_msdk(tmp_path, "MAX78002")
     monkeypatch.setenv("MAXIM_PATH", str(msdk))
@@ -277,7 +278,7 @@ def test_cnn_h_statistics_max78000():
                                                 ("max78002", MNIST_RESOURCES_MAX78002, 2396160)])
 def test_yaml_weight_and_bias_memory_equal_what_ai8xize_reports(tmp_path, board, text, total):
     m = parse_cnn_h(text)
-    dev = device_from_board(compose([f"board={board}"], tmp_path).board)
+    dev = _board(board, tmp_path).device
     assert (dev.weight_bytes, dev.bias_bytes) == (total, m["ai8x/bias_memory_bytes"]) and m["ai8x/weight_memory_bytes"] == total
 
 
@@ -405,10 +406,12 @@ def test_unsupported_operator_is_named(tmp_path, board):
 # ---- firmware: the SDK-free part through the real compilers -------------------------------------
 
 def test_sdk_free_port_and_harness_compile_for_cortex_m4(tmp_path):
-    for src in (PORT_DIR / "port_core.c", PORT_DIR / "ai8x_layout.c", FIRMWARE / "harness" / "unpu_harness.c"):
+    for src in (FIRMWARE / "ports" / "common" / "cortex_m.c", FIRMWARE / "ports" / "common" / "port_dwt.c",
+                PORT_DIR / "ai8x_layout.c", FIRMWARE / "harness" / "unpu_harness.c"):
         subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16",
                         "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-                        f"-I{FIRMWARE / 'harness'}", f"-I{PORT_DIR}", "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))],
+                        f"-I{FIRMWARE / 'harness'}", f"-I{PORT_DIR}", f"-I{FIRMWARE / 'ports' / 'common'}", "-c", str(src),
+                        "-o", str(tmp_path / (src.stem + ".o"))],
                        check=True, timeout=120)
 
 

@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compose, run_unpu
-from unpu.boards.base import BoardError, QuantizedModel
-from unpu.boards.nxp import (PORT_DIR, RUNNER_OPS, SDK_FILES, MCXN947Board, neutron_fallback, op_dtypes,
-                             runner_ops_in_source)
+from helpers import board_of, compose, run_unpu
+from unpu.artifacts import QuantizedModel
+from unpu.errors import BoardError
+from unpu.boards.base import FIRMWARE
+from unpu.boards.nxp import SDK_FILES, MCXN947Board, neutron_fallback, op_dtypes
+from unpu.graph import inspect_tflite
 from unpu.compilers.neutron import NEUTRON_OP, NeutronOptions, convert_command, parse_converted
 
 ENV_VARS = ("NEUTRON_CONVERTER", "MCUX_SDK", "ARMGCC_DIR", "LINKSERVER")
-FIRMWARE = PORT_DIR.parents[1]
+PORT_DIR = FIRMWARE / "ports" / "mcxn947"
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +44,7 @@ def clean_env(monkeypatch):
 
 
 def _board(tmp_path: Path, *overrides: str) -> MCXN947Board:
-    return MCXN947Board(compose(["board=mcxn947", *overrides], tmp_path))
+    return board_of(compose(["board=mcxn947", *overrides], tmp_path))
 
 
 # ---- a converted model, laid out as NXP's TFLM kernel reads a NeutronGraph node ------------------
@@ -96,7 +98,7 @@ def test_converted_model_reader_splits_npu_and_cpu_and_sizes_the_neutron_buffers
     metrics, tags = report.metrics(), report.tags()
     assert metrics["memory/npu_weights"] == 512 and metrics["neutron/cpu_operators"] == 1
     assert tags["neutron.cpu_fallback"] == "SOFTMAX"
-    assert op_dtypes(data)[0][1] == NEUTRON_OP
+    assert op_dtypes(inspect_tflite(data))[0][1] == NEUTRON_OP
 
 
 # ---- one line naming what is missing ------------------------------------------------------------
@@ -191,7 +193,7 @@ def test_check_build_and_flash_run_the_documented_commands(tmp_path, monkeypatch
     monkeypatch.setenv("MCUX_SDK", str(sdk))
     monkeypatch.setenv("ARMGCC_DIR", str(tmp_path / "gcc"))
     board = _board(tmp_path, "board.port=/dev/ttyACM0", "board.linkserver.probe=ABC123")
-    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, {})
+    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, 0, "tflite graph")
 
     board.check_environment()
     board.preflight(model)
@@ -226,7 +228,7 @@ def test_converter_failure_is_one_line(tmp_path, monkeypatch, fake_tools, softma
     fake_tools.make("neutron-converter", exit_code=3, script="sys.stderr.write('Error: unsupported model\\n')")
     board = _board(tmp_path)
     with pytest.raises(BoardError, match=r"neutron-converter failed on softmax10.tflite \(exit 3\): Error: unsupported"):
-        board.compile(QuantizedModel("softmax10", softmax_tflite, "e" * 64, {}))
+        board.compile(QuantizedModel("softmax10", softmax_tflite, "e" * 64, 0, "tflite graph"))
 
 
 def test_convert_command_and_extra_args():
@@ -239,7 +241,7 @@ def test_convert_command_and_extra_args():
 # ---- pre-flight -----------------------------------------------------------------------------------
 
 def test_fallback_names_operators_and_types_the_npu_does_not_take(tmp_path):
-    table = _board(tmp_path).board.neutron.supported_ops
+    table = _board(tmp_path).spec.neutron.supported_ops
     ops = [(0, "CONV_2D", "int8"), (1, "CONV_2D", "int16"), (2, "DEPTHWISE_CONV_2D", "int16"), (3, "MEAN", "int8"),
            (4, "RESHAPE", "int8"), (5, "CONV_2D", "float32")]
     assert neutron_fallback(ops, table) == [("CONV_2D", "int16"), ("MEAN", "int8"), ("RESHAPE", "int8"),
@@ -249,28 +251,28 @@ def test_fallback_names_operators_and_types_the_npu_does_not_take(tmp_path):
 def test_preflight_refuses_an_operator_neither_npu_nor_firmware_runs(tmp_path, monkeypatch):
     board = _board(tmp_path)
     monkeypatch.setattr("unpu.boards.nxp.op_dtypes", lambda data: [(0, "CONV_2D", "int8"), (1, "GELU", "int8")])
-    model = QuantizedModel("m", tmp_path / "m.tflite", "f" * 64, {})
+    model = QuantizedModel("m", tmp_path / "m.tflite", "f" * 64, 0, "tflite graph")
     model.path.write_bytes(converted_model())
     with pytest.raises(BoardError, match="operator\\(s\\) GELU are neither supported by the Neutron NPU nor registered"):
         board.preflight(model)
 
 
 def _quantized(name: str, tmp_path: Path, cache: Path, *extra: str):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={cache}", "board=mcxn947", *extra], tmp_path)
-    return cfg, stages.quantized_model(cfg, Cache(cache))
+    return cfg, steps.quantized_model(cfg, Cache(cache))
 
 
 @pytest.mark.slow
 def test_preflight_passes_mobilenet_and_names_the_layer_that_does_not_fit(tmp_path, shared_cache):
     cfg, model = _quantized("mobilenet", tmp_path, shared_cache)
-    MCXN947Board(cfg).preflight(model)      # VWW MobileNet α0.25 fits 2 MiB flash / 512 KiB SRAM
+    board_of(cfg).preflight(model)      # VWW MobileNet α0.25 fits 2 MiB flash / 512 KiB SRAM
     small = compose(["model=mobilenet", f"cache.dir={shared_cache}", "board=mcxn947",
                      "board.memory.sram_bytes=100000"], tmp_path)
     with pytest.raises(BoardError) as exc:
-        MCXN947Board(small).preflight(model)
+        board_of(small).preflight(model)
     # the 1x1 conv 48x48x8 -> 48x48x16: 18,432 + 36,864 B live at once
     assert "does not fit mcxn947: layer 2 (CONV_2D) needs 55,296 B of activations at once, 34,464 B of SRAM are " \
            "left after 65,536 B for the runtime" in str(exc.value)
@@ -281,14 +283,14 @@ def test_preflight_refuses_a_model_larger_than_flash(tmp_path, shared_cache):
     cfg, model = _quantized("resnet", tmp_path, shared_cache, "board.memory.flash_bytes=600000")
     with pytest.raises(BoardError, match=r"resnet does not fit mcxn947: the model takes [\d,]+ B of flash, "
                                          r"206,784 B are left after 393,216 B for the firmware"):
-        MCXN947Board(cfg).preflight(model)
+        board_of(cfg).preflight(model)
 
 
 @pytest.mark.slow
 def test_float_model_falls_back_to_the_cpu_with_a_warning(tmp_path, shared_cache, caplog):
     cfg, model = _quantized("dscnn", tmp_path, shared_cache, "quant=float32")
     with caplog.at_level("WARNING"):
-        MCXN947Board(cfg).preflight(model)
+        board_of(cfg).preflight(model)
     assert "does not take" in caplog.text and "(float32)" in caplog.text and "CPU fallback" in caplog.text
 
 
@@ -297,14 +299,10 @@ def test_float_model_falls_back_to_the_cpu_with_a_warning(tmp_path, shared_cache
 def test_harness_and_port_compile_for_cortex_m33_without_the_sdk(tmp_path):
     flags = ["arm-none-eabi-gcc", "-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16", "-O2",
              "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-             f"-I{FIRMWARE / 'harness'}", f"-I{FIRMWARE / 'kernels'}", f"-I{PORT_DIR}"]
+             f"-I{FIRMWARE / 'harness'}", f"-I{FIRMWARE / 'kernels'}", f"-I{PORT_DIR}", f"-I{FIRMWARE / 'ports' / 'common'}"]
     for src in (PORT_DIR / "port.c", FIRMWARE / "harness" / "unpu_harness.c"):
         subprocess.run([*flags, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True, timeout=120)
     nm = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "port.o")], capture_output=True, text=True, check=True,
                         timeout=60).stdout
     for symbol in ("port_uart_getc", "port_timer_hz", "port_idle_us", "port_pin_stage", "SysTick_Handler", "main"):
         assert f" T {symbol}" in nm, symbol
-
-
-def test_runner_registers_exactly_the_operators_preflight_allows():
-    assert runner_ops_in_source((FIRMWARE / "harness" / "runner_tflm.cc").read_text()) == set(RUNNER_OPS)

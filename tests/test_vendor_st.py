@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, compose, run_unpu
-from unpu.boards.base import BoardError
+from helpers import REPO, board_of, compose, run_unpu
+from unpu.errors import BoardError
 from unpu.boards.stm32 import Stm32Board
 from unpu.compilers.stedgeai import command, parse_report, parse_version, StEdgeAiOptions
 
@@ -139,7 +139,7 @@ def clean_env(monkeypatch):
 
 
 def _board(name: str, tmp_path: Path, *overrides: str) -> Stm32Board:
-    return Stm32Board(compose([f"board={name}", "board.port=/dev/ttyACM7", *overrides], tmp_path))
+    return board_of(compose([f"board={name}", "board.port=/dev/ttyACM7", *overrides], tmp_path))
 
 
 # ---- the one-line message naming what is missing ------------------------------------------------
@@ -296,11 +296,11 @@ def _fake_env(tmp_path: Path, fake_tools, monkeypatch, board: str, report: str, 
 
 
 def _run_sequence(tmp_path, board_name: str, softmax_tflite: Path):
-    from unpu.boards.base import QuantizedModel
+    from unpu.artifacts import QuantizedModel
     from unpu.cache import file_digest
 
     board = _board(board_name, tmp_path, f"cache.dir={tmp_path / 'cache'}")
-    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), {})
+    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), 0, "tflite graph")
     board.check_environment()
     board.preflight(model)
     work = tmp_path / "job"
@@ -372,10 +372,10 @@ def test_h7a3_sequence_is_st_documented_flow(tmp_path, fake_tools, monkeypatch, 
 
 def test_generate_is_cached(tmp_path, fake_tools, monkeypatch, softmax_tflite):
     _fake_env(tmp_path, fake_tools, monkeypatch, "stm32h7a3", ST_SW_REPORT)
-    from unpu.boards.base import QuantizedModel
+    from unpu.artifacts import QuantizedModel
     from unpu.cache import file_digest
 
-    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), {})
+    model = QuantizedModel("softmax10", softmax_tflite, file_digest(softmax_tflite), 0, "tflite graph")
     for _ in range(2):
         _board("stm32h7a3", tmp_path, f"cache.dir={tmp_path / 'cache'}").preflight(model)
     assert [c[1] for c in fake_tools.calls()].count("generate") == 1
@@ -386,9 +386,9 @@ def test_generate_is_cached(tmp_path, fake_tools, monkeypatch, softmax_tflite):
 def test_n6_default_mpool_weights_collide_with_the_boot_loader(tmp_path, fake_tools, monkeypatch, softmax_tflite):
     """ST's sample puts the weights at 0x70000000, where the FSBL must be: refused before any build."""
     _fake_env(tmp_path, fake_tools, monkeypatch, "stm32n6", ST_N6_REPORT)
-    from unpu.boards.base import QuantizedModel
+    from unpu.artifacts import QuantizedModel
 
-    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, {})
+    model = QuantizedModel("softmax10", softmax_tflite, "d" * 64, 0, "tflite graph")
     with pytest.raises(BoardError, match=r"weights at 0x70000000-0x700050A0 in octoFlash; on stm32n6 they must "
                                          r"lie in 0x70380000-0x74000000") as exc:
         _board("stm32n6", tmp_path, f"cache.dir={tmp_path / 'cache'}").preflight(model)
@@ -413,29 +413,29 @@ def test_memory_limits_name_the_number(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet", "dscnn"])
 def test_zoo_models_pass_the_operator_check(tmp_path, shared_cache, name):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose([f"model={name}", f"cache.dir={shared_cache}", "board=stm32n6"], tmp_path)
-    model = stages.quantized_model(cfg, Cache(shared_cache))
-    Stm32Board(cfg).check_operators(model)
+    model = steps.quantized_model(cfg, Cache(shared_cache))
+    board_of(cfg).check_operators(model)
     narrowed = compose([f"model={name}", f"cache.dir={shared_cache}", "board=stm32h7a3",
                         "board.stedgeai.supported_ops=[CONV_2D,RESHAPE,SOFTMAX,FULLY_CONNECTED,QUANTIZE]"], tmp_path)
     with pytest.raises(BoardError, match=r"operator #\d+ (DEPTHWISE_CONV_2D|AVERAGE_POOL_2D|MEAN|ADD) is not supported "
                                          r"by stedgeai for stm32h7a3"):
-        Stm32Board(narrowed).check_operators(model)
+        board_of(narrowed).check_operators(model)
 
 
 @pytest.mark.slow
 def test_real_model_too_big_for_flash_is_refused_before_stedgeai(tmp_path, shared_cache):
-    from unpu import stages
+    from unpu import steps
     from unpu.cache import Cache
 
     cfg = compose(["model=resnet8", f"cache.dir={shared_cache}", "board=stm32h7a3", "board.memory.flash_bytes=20000"],
                   tmp_path)
-    model = stages.quantized_model(cfg, Cache(shared_cache))
-    with pytest.raises(BoardError, match=r"needs \d+ B of flash for its weights; stm32h7a3 has 20000 B"):
-        Stm32Board(cfg).preflight(model)
+    model = steps.quantized_model(cfg, Cache(shared_cache))
+    with pytest.raises(BoardError, match=r"needs [\d,]+ B of flash for its weights; stm32h7a3 has 20,000 B"):
+        board_of(cfg).preflight(model)
 
 
 # ---- the SDK-free half of the ports, through the real cross compiler ----------------------------
@@ -446,10 +446,11 @@ def test_harness_and_port_compile_without_the_sdk(tmp_path, port, cpu):
     from elftools.elf.elffile import ELFFile
 
     fw = REPO / "firmware"
-    for src in (fw / "harness" / "unpu_harness.c", fw / "ports" / "stm32h7a3" / "port.c"):
+    for src in (fw / "harness" / "unpu_harness.c", fw / "ports" / "family" / "stm32" / "port.c"):
         obj = tmp_path / f"{src.stem}.o"
         subprocess.run(["arm-none-eabi-gcc", *cpu, "-mthumb", "-O2", "-std=gnu11", "-Wall", "-Wextra",
                         "-Wno-unused-parameter", "-Werror", "-c", f"-I{fw / 'harness'}", f"-I{fw / 'ports' / port}",
+                        f"-I{fw / 'ports' / 'common'}",
                         str(src), "-o", str(obj)], check=True, timeout=120, capture_output=True)
         with open(obj, "rb") as f:
             names = {s.name for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}

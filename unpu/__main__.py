@@ -1,7 +1,9 @@
 """`python -m unpu` / `unpu`: one benchmark job, or a sweep with -m (Hydra multirun).
+`unpu report ...` writes a sweep's report; `unpu boards` lists the boards.
 
-Only Hydra and OmegaConf are imported here, so `--help` and `--cfg job` stay fast; TensorFlow,
-MLflow and TFLite Micro load inside the job when it needs them.
+TensorFlow, MLflow and TFLite Micro load inside the job when it needs them, so `--help` and
+`--cfg job` stay fast. A configuration error (a misspelt key, a wrong type, an unknown choice) is
+one line, exit 2; HYDRA_FULL_ERROR=1 shows Hydra's own report instead.
 """
 
 from __future__ import annotations
@@ -12,29 +14,26 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from unpu import config_dir
+from unpu.cli import boards_main
+from unpu.pipeline import JobFailed, UsageError, record_rejected, run_job
+from unpu.report import main as report_main
+from unpu.tracking import read_parent_run_id
 
 log = logging.getLogger("unpu")
-
-
-def _is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.get().mode == RunMode.MULTIRUN
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def _task(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    from unpu.pipeline import JobFailed, UsageError, record_rejected, run_job
-    from unpu.tracking import read_parent_run_id
-
-    multirun = _is_multirun()
     hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     parent = os.environ.get("UNPU_PARENT_RUN_ID") or (read_parent_run_id(hydra_cfg.sweep.dir) if multirun else None)
     try:
         result = run_job(cfg, Path(hydra_cfg.runtime.output_dir), parent)
@@ -57,12 +56,43 @@ def _task(cfg: DictConfig) -> float | None:
     return result.metrics.get("latency/total_us")
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["report"]:  # `unpu report ...`: not a Hydra job, so Hydra never sees these arguments
-        from unpu.report import main as report_main
+def config_error(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's several-line composition errors as one line."""
+    parts = []
+    for err in (exc, exc.__cause__):
+        if err is None:
+            continue
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), None)
+        text = " ".join(ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type=",
+                                                                   "Config search path", "provider=")))
+        parts.append(text + (f" ({key})" if key and key not in text else ""))
+    return "; ".join(dict.fromkeys(p for p in parts if p))
 
+
+def _run_hydra() -> None:
+    own_errors = FULL_ERROR not in os.environ
+    if own_errors:
+        os.environ[FULL_ERROR] = "1"   # Hydra raises instead of printing its report: we say it in one line
+    try:
+        _task()
+    except (HydraException, OmegaConfBaseException) as exc:
+        if not own_errors:
+            raise
+        print(f"unpu: {config_error(exc)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if own_errors:
+            os.environ.pop(FULL_ERROR, None)
+
+
+def main() -> None:
+    command = sys.argv[1:2]
+    if command == ["report"]:  # not Hydra jobs: Hydra never sees these arguments
         sys.exit(report_main(sys.argv[2:]))
-    _task()
+    if command == ["boards"]:
+        sys.exit(boards_main(sys.argv[2:]))
+    _run_hydra()
     if os.environ.get("UNPU_SWEEP_FAILED"):
         sys.exit(1)
 

@@ -1,6 +1,6 @@
-"""Content-addressed cache for pipeline stages (shared/DESIGN.md §1).
+"""Content-addressed cache for the pipeline's steps (docs/architecture.md, "Caching").
 
-A stage's key is the SHA-256 of its inputs: the config slice it reads, the digests of the files it
+A step's key is the SHA-256 of its inputs: the config slice it reads, the digests of the files it
 reads and the version of the code that makes it. An entry is a directory that appears atomically
 (built in a temporary directory, then renamed) under a file lock, so parallel sweep jobs that need
 the same artifact build it once.
@@ -9,6 +9,7 @@ the same artifact build it once.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -38,8 +39,6 @@ def bytes_digest(data: bytes) -> str:
 
 def source_digest(*modules: str) -> str:
     """Digest of the source files of the named modules/packages: code changes invalidate entries."""
-    import importlib.util
-
     h = hashlib.sha256()
     for name in modules:
         spec = importlib.util.find_spec(name)

@@ -15,6 +15,17 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
 STAGE_ROWS = ("init", "input", "inference", "output", "post", "total")
 PROGRESS_ENV = "UNPU_PROGRESS"  # "0": never draw progress (set for sweeps whose jobs run in other processes)
 LONG_S = 1.0  # window progress appears once the windows have taken this long (or each window is this long)
@@ -23,8 +34,6 @@ _display: "_Display | None" = None
 
 
 def _console():
-    from rich.console import Console
-
     if _display is not None:
         return _display.progress.console
     return Console(file=sys.stdout, highlight=False)
@@ -42,9 +51,6 @@ class _Display:
     """rich Progress on the live terminal; stdout, and stderr when it is the same terminal, print above it."""
 
     def __init__(self, transient: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=Console(file=sys.stdout, highlight=False), transient=transient,
@@ -161,8 +167,6 @@ def ui_hint(uri: str) -> str:
 
 
 def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run_id: str, uri: str) -> None:
-    from rich.table import Table
-
     table = Table(title=title, title_justify="left")
     table.add_column("stage")
     table.add_column("median µs", justify="right")
@@ -184,13 +188,32 @@ def run_summary(title: str, metrics: dict[str, float], tags: dict[str, Any], run
     if tags.get("source.latency") == "estimated":
         console.print(_estimate_banner(metrics, tags), soft_wrap=True)
     notes = [f"latency source: {tags.get('source.latency')}"]
-    for key in ("memory/arena", "memory/model", "model/params", "model/macs", "perf/gops", "perf/peak_fraction",
-                "estimate/latency_us", "estimate/ratio", "energy/window_uj", "power/active_mw", "power/idle_mw",
-                "validation/max_abs_diff_lsb", "validation/top1_agree"):
-        if key in metrics:
-            notes.append(f"{key} = {metrics[key]:.4g}")
-    console.print("  ".join(notes), soft_wrap=True)
+    notes += [f"{label} {fmt(metrics[key])}" for key, (label, fmt) in NOTES.items() if key in metrics]
+    console.print(" · ".join(notes), soft_wrap=True)
     console.print(f"MLflow run {run_id}  —  {ui_hint(uri)}", soft_wrap=True)
+
+
+def _bytes(value: float) -> str:
+    return f"{value:,.0f} B"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+# what the summary line says after the table, in people's units
+NOTES = {
+    "memory/arena": ("arena", _bytes), "memory/model": ("model file", _bytes), "memory/flash": ("flash", _bytes),
+    "memory/ram": ("RAM", _bytes), "model/params": ("parameters", _count), "model/macs": ("MACs", _count),
+    "perf/gops": ("achieved", lambda v: f"{v:,.3g} GOP/s"),
+    "perf/peak_fraction": ("of peak", lambda v: f"{v:.1%}"),
+    "estimate/latency_us": ("estimate", lambda v: f"{v:,.1f} µs"),
+    "estimate/ratio": ("measured / estimate", lambda v: f"{v:.2f}×"),
+    "energy/window_uj": ("energy per inference (MLPerf window)", lambda v: f"{v:,.3f} µJ"),
+    "power/active_mw": ("active", lambda v: f"{v:,.2f} mW"), "power/idle_mw": ("idle", lambda v: f"{v:,.2f} mW"),
+    "validation/max_abs_diff_lsb": ("max diff vs LiteRT", lambda v: f"{v:g} LSB"),
+    "validation/top1_agree": ("top-1 agreement", lambda v: f"{v:.0%}"),
+}
 
 
 def _us(value: float | None) -> str:

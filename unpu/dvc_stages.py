@@ -1,7 +1,7 @@
 """DVC stage entry points (dvc.yaml, docs/dvc.md): `python -m unpu.dvc_stages STAGE ...`.
 
-    float    --model M --out F            unpu.stages.float_model        -> the Keras model
-    quantize --model M --quant Q --out F  unpu.stages.quantized_model    -> the quantized .tflite
+    float    --model M --out F            unpu.steps.float_model        -> the Keras model
+    quantize --model M --quant Q --out F  unpu.steps.quantized_model    -> the quantized .tflite
     compile  --board B --model M --quant Q --out DIR   the board adapter's build (Vela, C codegen + gcc)
     bench    --model-file F --binary DIR --out JSON    unpu.pipeline.run_job, recorded in MLflow
     params   [OVERRIDE ...]               compose conf/ into params.yaml exactly as `dvc exp run -S` does
@@ -25,7 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+
+from unpu import config_dir, steps
+from unpu.boards.base import adapter_class, make_board
+from unpu.cache import Cache, file_digest
+from unpu.errors import UnpuError
+from unpu.pipeline import JobFailed, UsageError, build_context, run_job
 
 log = logging.getLogger("unpu")
 
@@ -44,10 +51,6 @@ class StageError(Exception):
 
 def compose_job(board: str | None, model: str, quant: str | None) -> DictConfig:
     """conf/ composed for board × model × quant, as `python -m unpu` would (None: conf/dvc_config.yaml's default)."""
-    from hydra import compose, initialize_config_dir
-
-    from unpu import config_dir
-
     overrides = [f"{group}={name}" for group, name in zip(GROUPS, (board, model, quant)) if name]
     with initialize_config_dir(version_base="1.3", config_dir=config_dir()):
         return compose(CONFIG_NAME, overrides=overrides)
@@ -91,16 +94,12 @@ def write_params(overrides: list[str], path: Path = PARAMS) -> None:
     """params.yaml from conf/, with DVC's own Hydra composition (what `dvc exp run -S` writes)."""
     from dvc.utils.hydra import compose_and_dump
 
-    from unpu import config_dir
-
     compose_and_dump(str(path), config_dir(), None, CONFIG_NAME, str(Path.cwd()), overrides)
 
 
 # -- stages -----------------------------------------------------------------------------------------
 
-def _cache(cfg: DictConfig):
-    from unpu.cache import Cache
-
+def _cache(cfg: DictConfig) -> Cache:
     return Cache(str(cfg.cache.dir))
 
 
@@ -111,38 +110,29 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def float_stage(params: DictConfig, model: str, out: Path) -> None:
-    from unpu import stages
-
     cfg = job_config(params, None, model, None)
-    _copy(stages.float_model(cfg, _cache(cfg)).file("model.keras"), out)
+    _copy(steps.float_model(cfg, _cache(cfg)).file("model.keras"), out)
 
 
 def quantize_stage(params: DictConfig, model: str, quant: str, out: Path) -> None:
-    from unpu import stages
-
     cfg = job_config(params, None, model, quant)
-    _copy(stages.quantized_model(cfg, _cache(cfg)).path, out)
+    _copy(steps.quantized_model(cfg, _cache(cfg)).path, out)
 
 
 def compile_stage(params: DictConfig, board: str, model: str, quant: str, out: Path) -> None:
     """The board's compiled binary (Vela's optimised model, or the QEMU firmware ELF) and its build report."""
-    from hydra.utils import instantiate
-
-    from unpu import stages
-    from unpu.boards.base import BoardError
-
     cfg = job_config(params, board, model, quant)
-    if cfg.board.get("adapter") is None:
+    if adapter_class(cfg.board) is None:
         raise StageError(f"board '{board}' has no adapter (support: {cfg.board.support})")
-    adapter = instantiate(cfg.board.adapter, cfg=cfg, _recursive_=False)
     workdir = Path("outputs") / "dvc" / f"compile_{board}_{model}_{quant}"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
+        adapter = make_board(cfg.board, build_context(cfg))
         adapter.check_environment()
-        quantized = stages.quantized_model(cfg, _cache(cfg))
+        quantized = steps.quantized_model(cfg, _cache(cfg))
         adapter.preflight(quantized)
         firmware = adapter.build(quantized, workdir)
-    except BoardError as exc:
+    except UnpuError as exc:
         raise StageError(f"compile {board}/{model}/{quant}: {exc}") from None
     if out.exists():
         shutil.rmtree(out)
@@ -182,13 +172,9 @@ def _selected(params: DictConfig) -> tuple[str, str, str]:
 
 def bench_stage(params: DictConfig, model_file: Path, binary: Path, out: Path) -> dict[str, Any]:
     """Measure the selected entry with run_job; the MLflow run carries the DVC digests of what it ran."""
-    from unpu import stages
-    from unpu.cache import file_digest
-    from unpu.pipeline import run_job
-
     board, model, quant = _selected(params)
     cfg = job_config(params, board, model, quant)
-    _require_same(stages.quantized_model(cfg, _cache(cfg)).digest, file_digest(model_file), f"model {model_file}")
+    _require_same(steps.quantized_model(cfg, _cache(cfg)).digest, file_digest(model_file), f"model {model_file}")
     digests = {"model_md5": lock_md5(model_file), "binary_md5": lock_md5(binary),
                "model_path": model_file.as_posix(), "binary_path": binary.as_posix(),
                "experiment": os.environ.get("DVC_EXP_NAME"), "baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV")}
@@ -217,8 +203,8 @@ def _parser() -> argparse.ArgumentParser:
                                                  "unpu's own pipeline functions from the repository root.")
     sub = parser.add_subparsers(dest="stage", required=True)
     for name, keys, text in (
-            ("float", ("model",), "the float Keras model (unpu.stages.float_model)"),
-            ("quantize", ("model", "quant"), "the quantized .tflite (unpu.stages.quantized_model)"),
+            ("float", ("model",), "the float Keras model (unpu.steps.float_model)"),
+            ("quantize", ("model", "quant"), "the quantized .tflite (unpu.steps.quantized_model)"),
             ("compile", ("board", "model", "quant"), "the board's compiled binary (its adapter's build)")):
         stage = sub.add_parser(name, help=text)
         for key in keys:
@@ -234,8 +220,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from unpu.pipeline import JobFailed, UsageError
-
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

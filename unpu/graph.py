@@ -27,6 +27,8 @@ _DTYPES = {
     7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
     13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16",
 }  # fmt: skip
+DTYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1,
+               "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2}
 _INTEGER_IO = {"int8", "int16", "uint8", "int32"}
 _INTEGER_WEIGHTS = {"int8", "int4", "int16", "uint8"}
 _WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
@@ -44,6 +46,19 @@ class TensorInfo:
     dtype: str
     scale: float | None = None
     zero_point: int | None = None
+    index: int = -1
+    constant: bool = False          # its values are in the model file (weights, biases): flash, not arena
+    data_bytes: int = 0             # bytes of those values
+
+    @property
+    def elements(self) -> int:
+        """Elements of one instance (an unknown dimension, -1, counts as 1)."""
+        return math.prod(max(int(d), 1) for d in self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tensor takes in memory (4 per element for a type without a fixed size here)."""
+        return self.elements * DTYPE_BYTES.get(self.dtype, 4)
 
 
 @dataclass
@@ -65,6 +80,21 @@ class GraphInfo:
     quantized: bool
     op_counts: dict[str, int]
     size_bytes: int
+    tensors: list[TensorInfo] = field(default_factory=list)
+
+    def touched(self, op: OpInfo) -> list[TensorInfo]:
+        """The tensors an operator reads or writes, each once."""
+        return [self.tensors[i] for i in dict.fromkeys(op.inputs + op.outputs) if i >= 0]
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of every constant tensor (weights, biases, other constants)."""
+        return sum(t.data_bytes for t in self.tensors if t.constant)
+
+    @property
+    def activations(self) -> list[TensorInfo]:
+        """The tensors computed at run time (inputs, outputs and intermediates)."""
+        return [t for t in self.tensors if not t.constant]
 
 
 def inspect_tflite(data: bytes) -> GraphInfo:
@@ -88,10 +118,12 @@ def _inspect(data: bytes) -> GraphInfo:
         raise GraphError("TFLite model has no subgraph")
     graph = model.subgraphs[0]
     tensors = graph.tensors or []
+    buffers = model.buffers or []
     names = [_op_name(code, schema) for code in (model.operatorCodes or [])]
     ops = [_op_info(i, op, names[op.opcodeIndex], tensors) for i, op in enumerate(graph.operators or [])]
-    inputs = [_tensor_info(tensors[i]) for i in _ints(graph.inputs)]
-    outputs = [_tensor_info(tensors[i]) for i in _ints(graph.outputs)]
+    infos = [_tensor_info(t, i, buffers) for i, t in enumerate(tensors)]
+    inputs = [infos[i] for i in _ints(graph.inputs)]
+    outputs = [infos[i] for i in _ints(graph.outputs)]
     op_counts: dict[str, int] = {}
     for op in ops:
         op_counts[op.op] = op_counts.get(op.op, 0) + 1
@@ -100,10 +132,11 @@ def _inspect(data: bytes) -> GraphInfo:
         inputs=inputs,
         outputs=outputs,
         macs=sum(op.macs for op in ops),
-        params=_count_params(ops, tensors, model.buffers or []),
+        params=_count_params(ops, tensors, buffers),
         quantized=_is_quantized(ops, tensors, inputs + outputs),
         op_counts=op_counts,
         size_bytes=len(data),
+        tensors=infos,
     )
 
 
@@ -131,14 +164,21 @@ def _builtin_names(schema) -> dict[int, str]:
     return _NAMES
 
 
-def _tensor_info(t) -> TensorInfo:
+def _tensor_info(t, index: int, buffers: list) -> TensorInfo:
     name = t.name.decode() if isinstance(t.name, bytes) else (t.name or "")
     q = t.quantization
     scale = zero_point = None
     if q is not None and q.scale is not None and len(q.scale) > 0 and q.scale[0] != 0:
         scale = float(q.scale[0])
         zero_point = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) > 0 else 0
-    return TensorInfo(name, _shape(t), _DTYPES.get(t.type, f"type{t.type}"), scale, zero_point)
+    constant = _is_constant(t, buffers)
+    data_bytes = _data_bytes(buffers[t.buffer]) if constant else 0
+    return TensorInfo(name, _shape(t), _DTYPES.get(t.type, f"type{t.type}"), scale, zero_point, index, constant,
+                      data_bytes)
+
+
+def _data_bytes(buf) -> int:
+    return len(buf.data) if buf.data is not None and len(buf.data) else int(buf.size)
 
 
 def _shape(t) -> tuple[int, ...]:

@@ -3,7 +3,8 @@
 One window is one `infer N W` command: the device re-initialises the runtime (`init`), runs W
 warm-ups, then N timed inferences; `stages%` gives init once and the per-inference mean of
 input/inference/output/post. Statistics are taken across windows (median, min, max, std), as the
-MLPerf Tiny rules take the median of windows. Per-window values are kept for `step` logging.
+MLPerf Tiny rules take the median of windows. Per-window values are kept for `step` logging. The
+board's Timebase turns the device's timer into latency (instruction counts on an emulator).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from unpu import console
+from unpu.artifacts import Timebase
 from unpu.protocol import STAGES, DutClient, InferResult, StageTime
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,23 @@ def latency_metrics(m: Measurement) -> dict[str, float]:
     return out
 
 
+def count_metrics(m: Measurement, timebase: Timebase) -> dict[str, float]:
+    """`<counts>/<stage>` (e.g. instructions/inference): the timebase's count behind each latency,
+    median over windows, rounded; min and max for inference."""
+    if not timebase.counts:
+        return {}
+    out: dict[str, float] = {}
+    for stage in (*STAGES, "total"):
+        stages = STAGES if stage == "total" else (stage,)
+        series = [timebase.count(sum(w.stages[s].cycles for s in stages), m.clock_hz) for w in m.windows]
+        s = summary(series)
+        out[f"{timebase.counts}/{stage}"] = round(s["median"])
+        if stage == "inference":
+            out[f"{timebase.counts}/inference_min"] = round(s["min"])
+            out[f"{timebase.counts}/inference_max"] = round(s["max"])
+    return out
+
+
 def window_metrics(m: Measurement) -> list[dict[str, float]]:
     """Per-window values, logged with step = window index under `window/<metric>`.
 
@@ -85,7 +104,8 @@ def window_metrics(m: Measurement) -> list[dict[str, float]]:
     return rows
 
 
-def run_windows(client: DutClient, input_bytes: bytes, bench: Any) -> Measurement:
+def run_windows(client: DutClient, input_bytes: bytes, bench: Any, timebase: Timebase | None = None) -> Measurement:
+    timebase = timebase or Timebase()
     info = client.info()
     m = Measurement(clock_hz=info.clock_hz, timer=info.timer)
     client.load_input(input_bytes)
@@ -95,8 +115,9 @@ def run_windows(client: DutClient, input_bytes: bytes, bench: Any) -> Measuremen
         progress.sizing_done(iterations)
         for index in range(windows):
             result: InferResult = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
-            stages = client.stages()
-            m.windows.append(Window(iterations, result.window_us, stages))
+            stages = {name: StageTime(st.cycles, st.us_reported, timebase.stage_us(st.cycles, info.clock_hz, st.us))
+                      for name, st in client.stages().items()}
+            m.windows.append(Window(iterations, timebase.window_us(result.window_us), stages))
             log.info("window %d/%d: inference %.1f us, total %.1f us", index + 1, windows,
                      stages["inference"].us, m.windows[-1].total_us)
             progress.advance(f"inference {stages['inference'].us:,.1f} µs")

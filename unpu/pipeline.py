@@ -15,9 +15,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from unpu import console, steps
+from unpu.artifacts import BuildContext, Firmware, FirmwareKind, QuantizedModel
+from unpu.boards.base import Board, adapter_class, board_spec, make_board
+from unpu.boards.catalog import runnable_boards
+from unpu.boards.spec import BoardSpec
+from unpu.cache import Cache
+from unpu.codegen import CodegenError, read_model
+from unpu.codegen.planner import plan_memory
+from unpu.errors import UnpuError
+from unpu.graph import GraphInfo, inspect_tflite
+from unpu.measure import (
+    Reference,
+    count_metrics,
+    latency_metrics,
+    run_windows,
+    validate,
+    window_metrics,
+)
+from unpu.meters.base import EnergyContext, Meter, MeterError
+from unpu.models import ZOO
+from unpu.models.loader import ModelFileError, check_model_file
+from unpu.protocol import STAGES, Transcript
+from unpu.quantize import MODES
+from unpu.tracking import RunRecorder, git_commit, log_files, params_from_config
+
 log = logging.getLogger("unpu")
+
 
 class UsageError(Exception):
     """The job cannot start as configured; the message is one line for the user (exit code 2)."""
@@ -44,37 +71,40 @@ class JobResult:
 
 # -- pre-flight: nothing here builds, converts or imports TensorFlow ----------------------------------
 
-def preflight(cfg: DictConfig):
+def build_context(cfg: DictConfig) -> BuildContext:
+    """What the board adapter may know of the job: not the job config itself."""
+    return BuildContext(model_id=steps.model_id(cfg), post=str(cfg.model.post), cache=Cache(cfg.cache.dir),
+                        timeout_s=float(cfg.bench.timeout_s),
+                        calibration=lambda path: steps.samples(cfg, path, "calibration",
+                                                                int(cfg.quant.calibration_samples)))
+
+
+def preflight(cfg: DictConfig) -> tuple[Board, Meter | None]:
     """The board adapter and the meter (None for meter=none), or UsageError (one line)."""
-    board = cfg.board
-    if board.get("adapter") is None:
-        raise UsageError(
-            f"board '{board.name}' (support: {board.support}) cannot run yet: missing {board.missing}; "
-            f"boards that run now: {', '.join(runnable_boards())}")
+    try:
+        spec = board_spec(cfg.board)
+    except UnpuError as exc:
+        raise UsageError(str(exc)) from None
+    if adapter_class(cfg.board) is None:
+        raise UsageError(f"board '{spec.name}' (support: {spec.support.value}) cannot run yet: missing {spec.missing}; "
+                         f"boards that run now: {', '.join(runnable_boards())}")
     if not cfg.meter.get("available", False):
         raise UsageError(f"meter={cfg.meter.name} cannot run yet: missing {cfg.meter.get('missing')}")
     _check_quant(cfg)
     _check_model(cfg)
     _check_bench(cfg.bench)
-    from hydra.utils import instantiate
-
-    adapter = instantiate(board.adapter, cfg=cfg, _recursive_=False)
-    from unpu.boards.base import BoardError
-
     try:
-        adapter.check_environment()
-    except BoardError as exc:
-        raise UsageError(f"board={board.name}: {exc}") from None
-    return adapter, _meter(cfg)
+        board = make_board(cfg.board, build_context(cfg))
+        board.check_environment()
+    except UnpuError as exc:
+        message = str(exc)
+        raise UsageError(message if message.startswith("board=") else f"board={spec.name}: {message}") from None
+    return board, _meter(cfg)
 
 
-def _meter(cfg: DictConfig):
+def _meter(cfg: DictConfig) -> Meter | None:
     if cfg.meter.get("adapter") is None:
         return None
-    from hydra.utils import instantiate
-
-    from unpu.meters.base import MeterError
-
     meter = instantiate(cfg.meter.adapter, cfg=cfg, _recursive_=False)
     try:
         meter.preflight()
@@ -83,26 +113,7 @@ def _meter(cfg: DictConfig):
     return meter
 
 
-def runnable_boards() -> list[str]:
-    """Boards whose YAML names an adapter, read from conf/board/ (no adapter module is imported)."""
-    from unpu import config_dir
-
-    board_dir = Path(config_dir()) / "board"
-    return sorted(p.stem for p in board_dir.glob("*.yaml") if _names_adapter(p))
-
-
-def _names_adapter(path: Path) -> bool:
-    """The board YAML, or a board it extends through its defaults list, names an adapter."""
-    conf = OmegaConf.load(path)
-    if conf.get("adapter") is not None:
-        return True
-    bases = [d for d in conf.get("defaults") or [] if isinstance(d, str) and d != "_self_"]
-    return any(_names_adapter(path.with_name(f"{base}.yaml")) for base in bases)
-
-
 def _check_quant(cfg: DictConfig) -> None:
-    from unpu.quantize import MODES
-
     if cfg.quant.name not in MODES:
         raise UsageError(f"quant={cfg.quant.name} is not one of {', '.join(MODES)}")
     for key in ("calibration_samples", "heldout_samples"):
@@ -113,15 +124,11 @@ def _check_quant(cfg: DictConfig) -> None:
 def _check_model(cfg: DictConfig) -> None:
     model = cfg.model
     if model.source == "zoo":
-        from unpu.models import ZOO
-
         if model.name not in ZOO:
             raise UsageError(f"model={model.name} is not in the zoo ({', '.join(ZOO)})")
         return
     if OmegaConf.is_missing(model, "path") or not model.path:
         raise UsageError("model=file needs model.path=PATH (.tflite, .keras or .h5)")
-    from unpu.models.loader import ModelFileError, check_model_file
-
     try:
         check_model_file(str(model.path))
     except ModelFileError as exc:
@@ -136,31 +143,15 @@ def _check_bench(bench: DictConfig) -> None:
         raise UsageError("bench.timeout_s must be > 0 and bench.min_window_s >= 0")
 
 
-def board_peak_ops(board: DictConfig) -> tuple[float | None, str]:
-    """The board's peak ops/s: the NPU's from its YAML (or MAC/cycle x 2 x clock), else the CPU's if given."""
-    npu = board.get("npu")
-    if npu and npu.get("peak_ops_s"):
-        return float(npu.peak_ops_s), f"{npu.name} peak_ops_s from the board YAML"
-    if npu and npu.get("macs_per_cycle") and npu.get("clock_hz"):
-        return 2.0 * float(npu.macs_per_cycle) * float(npu.clock_hz), f"{npu.name}: 2 x macs_per_cycle x clock_hz"
-    cpu = board.get("cpu") or {}
-    if cpu.get("peak_ops_s"):
-        return float(cpu.peak_ops_s), f"{cpu.core} peak_ops_s from the board YAML"
-    return None, ""
-
-
 # -- the job ----------------------------------------------------------------------------------------
 
 def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) -> JobResult:
-    from unpu import stages
-    from unpu.tracking import RunRecorder
-
     board, meter = preflight(cfg)
     workdir.mkdir(parents=True, exist_ok=True)
-    name = f"{cfg.board.name}/{stages.model_id(cfg)}/{cfg.quant.name}"
+    name = f"{board.spec.name}/{steps.model_id(cfg)}/{cfg.quant.name}"
     try:
         recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
-                               tags=_base_tags(cfg, board, meter))
+                               tags=base_tags(cfg, board, meter))
     except Exception as exc:  # unreachable server, unwritable database...
         raise UsageError(f"cannot record to MLflow at {cfg.tracking.uri}: {_one_line(exc)}"[:400]) from None
     handler = _attach_log(workdir / "run.log")
@@ -186,13 +177,12 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
 
 def record_rejected(cfg: DictConfig, parent_run_id: str | None, message: str) -> str:
     """A sweep job refused in pre-flight still shows in the sweep, as a FAILED child with the reason."""
-    from unpu.tracking import RunRecorder
-
-    model = str(cfg.model.name) if cfg.model.source == "zoo" else Path(str(cfg.model.get("path") or "file")).stem
+    model = steps.model_id(cfg) if cfg.model.source == "zoo" or cfg.model.get("path") else "file"
     recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment),
                            f"{cfg.board.name}/{model}/{cfg.quant.name}", parent_run_id,
                            tags={"board": cfg.board.name, "model": model, "quant": cfg.quant.name,
-                                 "support": cfg.board.support, "unpu.kind": "job", "unpu.error": message[:4000]})
+                                 "support": str(cfg.board.get("support")), "unpu.kind": "job",
+                                 "unpu.error": message[:4000]})
     recorder.finish("FAILED")
     return recorder.run_id
 
@@ -210,16 +200,13 @@ def _attach_log(path: Path) -> logging.Handler:
     return handler
 
 
-def _base_tags(cfg: DictConfig, board, meter=None) -> dict[str, str]:
-    from unpu import stages
-    from unpu.tracking import git_commit
-
-    npu = cfg.board.get("npu")
+def base_tags(cfg: DictConfig, board: Board, meter: Meter | None = None) -> dict[str, str]:
+    spec: BoardSpec = board.spec
     return {
-        "board": cfg.board.name, "npu": npu.name if npu else "none", "model": stages.model_id(cfg),
-        "quant": cfg.quant.name, "compiler": cfg.board.toolchain.compiler, "support": cfg.board.support,
-        "source.latency": board.source_latency, "source.energy": meter.source if meter else "none",
-        "meter": cfg.meter.name, "git_commit": git_commit(),
+        "board": spec.name, "npu": spec.npu.name if spec.npu else "none", "model": steps.model_id(cfg),
+        "quant": cfg.quant.name, "compiler": spec.toolchain.compiler, "runtime": spec.runtime,
+        "support": spec.support.value, "source.latency": board.source_latency,
+        "source.energy": meter.source if meter else "none", "meter": cfg.meter.name, "git_commit": git_commit(),
         "unpu.kind": "job", "unpu.pid": str(os.getpid()),
         # a DVC bench stage (unpu.dvc_stages) passes the dvc.lock md5s of the model and binary it ran
         **{f"dvc.{k}": str(v) for k, v in (cfg.get("dvc") or {}).items() if v is not None},
@@ -227,31 +214,27 @@ def _base_tags(cfg: DictConfig, board, meter=None) -> dict[str, str]:
 
 
 class _Job:
-    def __init__(self, cfg: DictConfig, board, workdir: Path, recorder, meter=None) -> None:
-        from unpu.protocol import Transcript
-
+    def __init__(self, cfg: DictConfig, board: Board, workdir: Path, recorder: RunRecorder,
+                 meter: Meter | None = None) -> None:
         self.cfg, self.board, self.workdir, self.recorder, self.meter = cfg, board, workdir, recorder, meter
         self.transcript = Transcript()
         self.metrics: dict[str, float] = {}
         self.tags: dict[str, str] = {}
         self.artifacts: list[tuple[str, Path]] = []
+        self.graph: GraphInfo | None = None
 
     def run(self) -> None:
-        from unpu import stages
-        from unpu.cache import Cache
-        from unpu.tracking import params_from_config
-
         cfg = self.cfg
         self.recorder.log_params(params_from_config(cfg))
         self.recorder.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
         t0 = time.monotonic()
-        model = stages.quantized_model(cfg, Cache(cfg.cache.dir))
+        model = steps.quantized_model(cfg, Cache(cfg.cache.dir))
         self._record_model(model, time.monotonic() - t0)
         self.board.preflight(model)
         firmware = self.board.build(model, self.workdir)
         self.metrics.update(firmware.metrics)
         self._tag({"digest.firmware": firmware.digest, **firmware.tags})
-        if firmware.extra.get("estimate_only"):
+        if firmware.kind is FirmwareKind.ESTIMATE:
             self._record_estimate(firmware)
             self._measure_energy(None)
         else:
@@ -260,87 +243,67 @@ class _Job:
         self.recorder.log_metrics(self.metrics)
         self.recorder.set_tags(self.tags)
         self._require_exact_output()
-        from unpu import console
-
-        console.run_summary(f"{cfg.board.name} · {model.name} · {cfg.quant.name}",
-                            self.metrics, _base_tags(cfg, self.board, self.meter) | self.tags, self.recorder.run_id,
+        console.run_summary(f"{self.board.spec.name} · {model.name} · {cfg.quant.name}", self.metrics,
+                            base_tags(cfg, self.board, self.meter) | self.tags, self.recorder.run_id,
                             str(cfg.tracking.uri))
 
     def _tag(self, tags: dict[str, Any]) -> None:
         self.tags.update({k: str(v) for k, v in tags.items() if v is not None})
         self.recorder.set_tags(tags)
 
-    def _record_model(self, model, seconds: float) -> None:
-        from unpu.graph import inspect_tflite
-
-        graph = inspect_tflite(model.path.read_bytes())
-        self.graph = graph
-        meta = model.meta
-        self.metrics.update({"model/params": meta["params"], "model/macs": graph.macs,
-                             "memory/model": model.path.stat().st_size})
-        self.metrics.update(meta.get("fidelity") or {})
-        self._tag({"digest.model": model.digest, "model.params_source": meta.get("params_source"),
-                   "cache.quantized": "hit" if meta.get("cache_hit") else "miss",
-                   "model.ops": ",".join(f"{k}:{v}" for k, v in sorted(graph.op_counts.items()))})
-        self.metrics["time/model_stage_s"] = seconds
+    def _record_model(self, model: QuantizedModel, seconds: float) -> None:
+        self.graph = inspect_tflite(model.path.read_bytes())
+        self.metrics.update({"model/params": model.params, "model/macs": self.graph.macs,
+                             "memory/model": model.path.stat().st_size, **model.fidelity})
+        self._tag({"digest.model": model.digest, "model.params_source": model.params_source,
+                   "cache.quantized": "hit" if model.cache_hit else "miss",
+                   "model.ops": ",".join(f"{k}:{v}" for k, v in sorted(self.graph.op_counts.items()))})
+        self.metrics["time/model_step_s"] = seconds
         self._record_static_plan(model)
         self.artifacts.append(("model/" + model.path.name, model.path))
         log_path = model.path.parent / "quantize.log"
         if log_path.exists():
             self.artifacts.append(("model/quantize.log", log_path))
 
-    def _record_static_plan(self, model) -> None:
+    def _record_static_plan(self, model: QuantizedModel) -> None:
         """The arena unpu's code generator would plan for this model, beside the runtime's own."""
-        from unpu.codegen import CodegenError, read_model
-        from unpu.codegen.planner import plan_memory
-
         try:
             self.metrics["memory/arena_codegen"] = plan_memory(read_model(model.path.read_bytes())).arena_size
         except CodegenError as exc:
             self._tag({"codegen.unsupported": str(exc)[:500]})
 
-    def _inputs(self, reference, count: int):
-        from hydra.utils import instantiate
-
-        spec = reference.input_spec
-        if self.cfg.model.source == "zoo":
-            from unpu.models import ZOO
-
-            shape_or_spec = ZOO[str(self.cfg.model.name)]
-        else:
-            shape_or_spec = tuple(spec.shape[1:])
-        samples = instantiate(self.cfg.dataset).samples(shape_or_spec, count, "validation")
-        return [spec.quantize(x) for x in samples]
+    def _inputs(self, model: QuantizedModel, reference: Reference, count: int) -> list:
+        samples = steps.samples(self.cfg, model.path, "validation", count)
+        return [reference.input_spec.quantize(x) for x in samples]
 
     def _classification(self) -> bool:
         if self.cfg.model.source == "zoo":
-            from unpu.models import ZOO
-
             return ZOO[str(self.cfg.model.name)].task == "classification"
         out = self.graph.outputs[0].shape
         return len(out) == 2 and out[1] >= 2
 
-    def _measure(self, model, firmware) -> None:
-        from unpu.measure import Reference, latency_metrics, run_windows, validate, window_metrics
-
+    def _measure(self, model: QuantizedModel, firmware: Firmware) -> None:
         reference = Reference(model.path.read_bytes())
         n_val = int(self.cfg.bench.validation_inputs)
-        inputs = self._inputs(reference, n_val + 1)
+        inputs = self._inputs(model, reference, n_val + 1)
+        timebase = self.board.timebase(firmware)
         with self.board.open(firmware, self.transcript, self.workdir) as client:
             profile = client.profile()
-            measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench)
+            measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench, timebase)
             self.metrics.update(self.board.device_metrics(client, firmware))
             self.metrics.update(latency_metrics(measurement))
-            self.metrics.update(self.board.measurement_metrics(measurement, self.metrics))
+            self.metrics.update(count_metrics(measurement, timebase))
             self._measure_energy(client)
             if n_val:
                 self.metrics.update(validate(client, reference, inputs[1:], self._classification()))
-        for stage in ("init", "input", "inference", "output", "post"):
+        for stage in STAGES:
             self.metrics[f"cycles/{stage}"] = float(sorted(measurement.cycle_series(stage))[len(measurement.windows) // 2])
         for step, row in enumerate(window_metrics(measurement)):
             self.recorder.log_metrics(row, step=step)
         self._tag({"device.clock_hz": measurement.clock_hz, "device.timer": measurement.timer,
-                   "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations})
+                   "flash.tool": self.board.spec.flash_tool,
+                   "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations,
+                   **({"latency.method": timebase.method} if timebase.counts else {})})
         self.artifacts.extend(firmware.artifacts.items())
 
     def _measure_energy(self, client) -> None:
@@ -348,28 +311,26 @@ class _Job:
         meter models the times just measured, a live meter runs one more, pin-marked window)."""
         if self.meter is None:
             return
-        from unpu import stages
-        from unpu.meters.base import EnergyContext
-
-        title = f"{self.cfg.board.name} · {stages.model_id(self.cfg)} · {self.cfg.quant.name}"
+        title = f"{self.board.spec.name} · {steps.model_id(self.cfg)} · {self.cfg.quant.name}"
         result = self.meter.measure(EnergyContext(client, dict(self.metrics), self.workdir, title))
         self.metrics.update(result.metrics)
         self._tag({"source.energy": self.meter.source, **result.tags})
         self.artifacts.extend(result.artifacts.items())
 
-    def _record_estimate(self, firmware) -> None:
+    def _record_estimate(self, firmware: Firmware) -> None:
         """Estimate mode: no device ran; the compiler's estimate is the run's (only) latency."""
         self.metrics.update(self.board.estimate_metrics(firmware))
         self.artifacts.extend(firmware.artifacts.items())
         log.info("estimate mode: nothing was measured; latency is %s's estimate (source.latency=estimated)",
-                 self.cfg.board.toolchain.compiler)
+                 self.board.spec.toolchain.compiler)
 
     def _require_exact_output(self) -> None:
         diff = self.metrics.get("validation/max_abs_diff_lsb", self.metrics.get("validation/max_abs_diff", 0))
         if self.board.bit_exact and diff:
             raise ValidationFailed(
                 f"device output differs from LiteRT's reference kernels by up to {diff:g} "
-                f"({self.metrics.get('validation/mismatch_fraction', 0):.2%} of values); {self.cfg.board.name} must be bit-exact")
+                f"({self.metrics.get('validation/mismatch_fraction', 0):.2%} of values); "
+                f"{self.board.spec.name} must be bit-exact")
 
     def _derive_efficiency(self) -> None:
         """Spec vs reality: achieved GOP/s from the graph's MACs, its share of the board's peak, and
@@ -379,7 +340,7 @@ class _Job:
             return
         gops = 2 * self.metrics["model/macs"] / (inference_us * 1e-6) / 1e9
         self.metrics["perf/gops"] = gops
-        peak, basis = board_peak_ops(self.cfg.board)
+        peak, basis = self.board.spec.peak_ops()
         if peak:
             self.metrics["perf/peak_fraction"] = gops * 1e9 / peak
             self.metrics["perf/peak_gops"] = peak / 1e9
@@ -389,8 +350,6 @@ class _Job:
             self.metrics["estimate/ratio"] = inference_us / estimate
 
     def log_artifacts(self) -> None:
-        from unpu.tracking import log_files
-
         transcript = self.workdir / "serial_transcript.txt"
         transcript.write_text(self.transcript.text())
         try:

@@ -1,4 +1,4 @@
-"""Host side of the device-under-test link (shared/DESIGN.md §4, docs/protocol.md).
+"""Host side of the device-under-test link (docs/protocol.md).
 
 The same client drives every board: the host device process over a pty, QEMU over TCP and real
 boards over a UART. Every read has a deadline; a device that is silent, garbled or gone raises a
@@ -45,6 +45,7 @@ class SerialLike(Protocol):
     def read_until(self, expected: bytes = ..., size: int | None = ...) -> bytes: ...
     def flush(self) -> None: ...
     def reset_input_buffer(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Keras model -> .tflite in one of four modes, with a fidelity check (REFERENCE.md §2).
+"""Keras model -> .tflite in one of four modes, with a fidelity check (docs/tool-facts.md).
 
 Fidelity compares the float Keras model with the converted model run by LiteRT's reference
 kernels (OpResolverType.BUILTIN_REF, bit-exact with TFLM for conv nets) on held-out samples.
@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unpu.graph import GraphInfo, TensorInfo, inspect_tflite, weight_scales
+from unpu.graph import (
+    GraphInfo,
+    TensorInfo,
+    activation_scales,
+    inspect_tflite,
+    weight_scales,
+)
 from unpu.models import quiet_tensorflow
 
 quiet_tensorflow()  # before anyone imports TensorFlow; sets environment defaults only
@@ -259,8 +265,6 @@ def _child_failure(proc: subprocess.CompletedProcess, tflite: bytes) -> str:
 
 
 def _smallest_activation_scale(tflite: bytes) -> float | None:
-    from unpu.graph import activation_scales
-
     scales = activation_scales(tflite)
     return min(scales) if scales else None
 

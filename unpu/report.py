@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
+from rich.console import Console
+
+from unpu.boards.spec import peak_ops
+from unpu.meters.plot import COLORS
+
 STAGES = ("init", "input", "inference", "output", "post")
 PER_INFERENCE = ("input", "inference", "output", "post")
 SOURCES = ("measured", "emulated", "estimated", "simulated")
@@ -178,23 +184,18 @@ def order_rows(rows: list[RunRow]) -> list[RunRow]:
 
 
 def peak_from_config(config: dict) -> float | None:
-    """The board's peak GOP/s from a run's resolved config, by the rule the pipeline uses."""
-    from omegaconf import OmegaConf
-
-    from unpu.pipeline import board_peak_ops
-
-    board = OmegaConf.create(config).get("board")
+    """The board's peak GOP/s from a run's resolved config, by the rule the pipeline uses (plain
+    mappings: an older run's config need not satisfy today's board contract)."""
+    board = config.get("board")
     if board is None:
         return None
-    peak, _ = board_peak_ops(board)
+    peak, _ = peak_ops(board.get("npu"), board.get("cpu"))
     return peak / 1e9 if peak else None
 
 
 def fill_peaks(client, rows: Iterable[RunRow], workdir: Path) -> None:
     """Runs without a `perf/peak_gops` metric: read the peak from their `config/config.yaml` artifact
     (once per board)."""
-    import yaml
-
     by_board: dict[str, float | None] = {}
     for row in rows:
         if row.peak_gops is not None or not row.finished:
@@ -373,8 +374,6 @@ def _panels(plt, count: int, bars: int):
 def _legend_handles(stages: Iterable[str], sources: Iterable[str], extra: list | None = None) -> list:
     from matplotlib.patches import Patch
 
-    from unpu.meters.plot import COLORS
-
     handles = [Patch(facecolor=COLORS[s], edgecolor="0.3", label=s) for s in stages]
     handles += [Patch(facecolor="white", edgecolor="0.3", hatch=HATCH[s] * 2, label=f"{s} (hatched)" if HATCH[s]
                       else s) for s in sources]
@@ -389,8 +388,6 @@ def _scale(ax, totals: list[float]) -> None:
 
 
 def _stacked_bar(ax, x: float, values: dict[str, float], width: float, hatch: str, alpha: float = 1.0) -> float:
-    from unpu.meters.plot import COLORS
-
     bottom = 0.0
     for stage in STAGES:
         if stage in values:
@@ -596,8 +593,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_done(selection: Selection, files: list[Path], out: Path) -> None:
-    from rich.console import Console
-
     console = Console(file=sys.stdout, highlight=False)
     console.print(f"report: {len(selection.finished)} runs ({len(selection.failed)} failed) → "
                   f"{', '.join(p.name for p in files)} in {out}", soft_wrap=True)

@@ -1,4 +1,4 @@
-"""MLflow recording (shared/DESIGN.md §5): one run per job; a sweep gets a parent run.
+"""MLflow recording (docs/metrics.md): one run per job; a sweep gets a parent run.
 
 The parent run is opened by `SweepCallback` before the first job and its id written to the sweep
 directory, so jobs in other processes (joblib launcher) attach to it with the tag
@@ -15,8 +15,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from unpu import console
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +142,6 @@ def sweep_size(config: DictConfig) -> int | None:
     sweeper = config.hydra.sweeper
     if sweeper.get("_target_") != BASIC_SWEEPER:
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     try:
         overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
@@ -164,8 +166,6 @@ class SweepCallback(Callback):
         self.progress_env: str | None = None  # UNPU_PROGRESS before the sweep set it to 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
         HydraConfig.instance().set_config(config)  # so ${hydra:runtime.cwd} in tracking.uri resolves
         tracking = config.tracking
         overrides = list(config.hydra.overrides.task)
@@ -181,8 +181,6 @@ class SweepCallback(Callback):
         self._start_progress(config)
 
     def _start_progress(self, config: DictConfig) -> None:
-        from unpu import console
-
         if config.hydra.launcher.get("_target_") != BASIC_LAUNCHER:
             self.progress_env = os.environ.get(console.PROGRESS_ENV, "")
             os.environ[console.PROGRESS_ENV] = "0"  # jobs in worker processes would draw over each other
@@ -191,8 +189,6 @@ class SweepCallback(Callback):
         self.progress.start()
 
     def _stop_progress(self) -> None:
-        from unpu import console
-
         if self.progress is not None:
             self.progress.close()
         if self.progress_env:
@@ -218,8 +214,6 @@ class SweepCallback(Callback):
         self.recorder.set_tags({"sweep.jobs": len(statuses), "sweep.failed_jobs": failed})
         self.recorder.log_metrics({"sweep/jobs": len(statuses), "sweep/failed_jobs": failed})
         self.recorder.finish("FAILED" if failed else "FINISHED")
-        from unpu import console
-
         self._stop_progress()
         console.sweep_summary(self.recorder.run_id, len(statuses), failed, str(config.tracking.uri))
         os.environ.pop("UNPU_PARENT_RUN_ID", None)

@@ -40,6 +40,7 @@ const char *port_timer_name(void) { return "os"; }
 void port_pin_timestamp(int level) { (void)level; }
 void port_pin_stage(int level) { (void)level; }
 void port_delay_us(uint32_t us) { (void)us; }
+void port_idle_us(uint32_t us) { (void)us; }
 void port_exit(int code) { exit(code); }
 
 /* ---- stub runner ---- */

@@ -1,6 +1,6 @@
 /*
  * Model runner over TensorFlow Lite Micro (runtime=tflm), compiled only where TFLM is available
- * (TFLM_DIR or a vendor SDK); no registry ships TFLM (shared/REFERENCE.md §9), so CI does not build
+ * (TFLM_DIR or a vendor SDK); no registry ships TFLM (docs/tool-facts.md#what-no-package-registry-ships), so CI does not build
  * it. The same harness drives it through unpu_runner.h, unchanged.
  *
  * The build provides:

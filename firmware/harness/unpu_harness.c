@@ -81,13 +81,6 @@ void unpu_harness_reset(void) {
 #endif
 }
 
-#if defined(__GNUC__)
-/* For ports that have no low-power wait (and the fuzzer's stub port): busy-wait. */
-__attribute__((weak)) void port_idle_us(uint32_t us) {
-    port_delay_us(us);
-}
-#endif
-
 /* ---- CRC-32 (IEEE, reflected 0xEDB88320, as zlib), bitwise: no table in flash --------------- */
 uint32_t unpu_crc32_update(uint32_t crc, const uint8_t *data, size_t len) {
     crc = ~crc;

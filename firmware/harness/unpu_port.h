@@ -20,13 +20,14 @@ const char *port_timer_name(void);                  /* "dwt" | "systick" | "os" 
 
 /* Pins for the power meter (docs/protocol.md, "Pins"): the timestamp pin is high and falls for
  * >= 1 us at each m-lap-us point and around `idle`; the stage pin toggles at stage boundaries.
- * Ports without pins implement them as no-ops. */
+ * Ports without pins leave them out: firmware/ports/common/port_defaults.c has no-op defaults. */
 void port_pin_timestamp(int level);
 void port_pin_stage(int level);
-void port_delay_us(uint32_t us);                    /* busy-wait */
+void port_delay_us(uint32_t us);                    /* busy-wait (common/port_defaults.c: on the stage timer) */
 
 /* `idle`: wait `us` (<= 60 s) in the lowest-power way the port has (e.g. WFI woken by a timer).
- * The harness has a weak busy-wait default (port_delay_us) for ports that have nothing better. */
+ * firmware/ports/common/port_defaults.c has a weak busy-wait default (port_delay_us) for ports
+ * that have nothing better. */
 void port_idle_us(uint32_t us);
 
 /* Leave the program (semihosting exit on QEMU, exit() natively, a reset or a halt on boards). */

@@ -20,21 +20,25 @@ import json
 import logging
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from unpu.boards.base import BoardError, Firmware, QuantizedModel
-from unpu.boards.tflm_firmware import FIRMWARE, build_defines, build_id_of, firmware_record, tflm_paths
-from unpu.boards.toolchain import (require_dir, require_port, require_tool, run_logged, serial_link,
-                                   write_build_header, write_model_c)
-from unpu.boards.ethosu import EthosUBoard
-from unpu.protocol import DutClient, Transcript
+from unpu.artifacts import Firmware, QuantizedModel
+from unpu.boards.base import FlashStep
+from unpu.boards.ethosu import EthosUBoard, EthosUSpec
+from unpu.boards.firmware import section_address, write_build_header, write_model_c
+from unpu.boards.spec import SerialSpec
+from unpu.boards.tflm_firmware import (
+    build_id_of,
+    firmware_record,
+    tflm_defines,
+    tflm_paths,
+)
+from unpu.compilers.vela import VelaResult
+from unpu.errors import BoardError, ToolError
+from unpu.tools import jobs, require_tool, run_logged
 
 log = logging.getLogger(__name__)
 
-DFP_URL = "https://github.com/alifsemi/alif_ensemble-cmsis-dfp"
-SETOOLS_URL = "https://alifsemi.com/support/kits/ensemble-e7devkit/ (Alif Security Toolkit, SETOOLS)"
 DFP_MARKER = "Device/core/rtss_hp/linker/linker_gnu_mram.ld.src"
 GEN_TOC = "app-gen-toc"
 WRITE_MRAM = "app-write-mram"
@@ -43,34 +47,30 @@ SUBSYSTEMS = {"hp": {"node": "HP_APP", "cpu_id": "M55_HP"}, "he": {"node": "HE_A
 MRAM_SECTION = ".startup.at_mram"   # the DFP linker script's first MRAM section: the image's start
 
 
-def setools_dir() -> Path:
-    """ALIF_SETOOLS, or the directory of app-gen-toc on PATH; it must hold both tools."""
-    if os.environ.get("ALIF_SETOOLS"):
-        path = Path(os.environ["ALIF_SETOOLS"]).expanduser()
+def setools_dir(var: str, url: str) -> Path:
+    """$var (ALIF_SETOOLS), or the directory of app-gen-toc on PATH; it must hold both tools."""
+    if os.environ.get(var):
+        path = Path(os.environ[var]).expanduser()
     else:
         found = shutil.which(GEN_TOC)
         if found is None:
-            raise BoardError(f"Alif SETOOLS not found: set ALIF_SETOOLS to the directory with {GEN_TOC} and "
-                             f"{WRITE_MRAM}, or put it on PATH ({SETOOLS_URL})")
+            raise ToolError(f"Alif SETOOLS not found: set {var} to the directory with {GEN_TOC} and "
+                            f"{WRITE_MRAM}, or put it on PATH ({url})")
         path = Path(found).resolve().parent
     for tool in (GEN_TOC, WRITE_MRAM):
         if not os.access(path / tool, os.X_OK):
-            raise BoardError(f"no executable {tool} in {path}: ALIF_SETOOLS must be the SETOOLS directory "
-                             f"({SETOOLS_URL})")
+            raise ToolError(f"no executable {tool} in {path}: {var} must be the SETOOLS directory ({url})")
     for sub in ("build/images", "build/config"):
         if not (path / sub).is_dir():
-            raise BoardError(f"{path} has no {sub}: ALIF_SETOOLS must be the unpacked SETOOLS directory ({SETOOLS_URL})")
+            raise ToolError(f"{path} has no {sub}: {var} must be the unpacked SETOOLS directory ({url})")
     return path
 
 
 def mram_address(elf: Path) -> int:
-    from elftools.elf.elffile import ELFFile
-
-    with open(elf, "rb") as f:
-        sec = ELFFile(f).get_section_by_name(MRAM_SECTION)
-        if sec is None:
-            raise BoardError(f"{elf.name} has no {MRAM_SECTION} section: not linked with the DFP's MRAM script")
-        return int(sec["sh_addr"])
+    address = section_address(elf, MRAM_SECTION)
+    if address is None:
+        raise BoardError(f"{elf.name} has no {MRAM_SECTION} section: not linked with the DFP's MRAM script")
+    return address
 
 
 def atoc_config(subsystem: str, binary: str, address: int) -> dict:
@@ -80,74 +80,79 @@ def atoc_config(subsystem: str, binary: str, address: int) -> dict:
                            "mramAddress": f"0x{address:08X}", "flags": ["boot"], "signed": False}}
 
 
+class AlifSerial(SerialSpec):
+    uart: int = 2             # the DevKit UART the firmware prints on (2 or 4)
+
+
+class AlifSpec(EthosUSpec):
+    subsystem: str = "hp"     # hp (RTSS-HP) | he (RTSS-HE)
+    serial: AlifSerial
+
+
 class AlifEnsembleBoard(EthosUBoard):
-    hardware_source_latency = "measured"
+    Spec = AlifSpec
+
+    def __init__(self, spec: AlifSpec, context) -> None:
+        super().__init__(spec, context)
+        if spec.subsystem not in SUBSYSTEMS:
+            raise BoardError(f"board.subsystem must be hp or he, got {spec.subsystem!r}")
 
     @property
     def subsystem(self) -> str:
-        sub = str(self.board.get("subsystem") or "hp")
-        if sub not in SUBSYSTEMS:
-            raise BoardError(f"board.subsystem must be hp or he, got {sub!r}")
-        return sub
+        return self.spec.subsystem
 
-    @property
-    def uart(self) -> int:
-        return int(self.board.serial.get("uart") or 2)
+    def sdk(self) -> Path:
+        return self.tool_dir("sdk", DFP_MARKER)
+
+    def setools(self) -> Path:
+        env = self.tool("setools")
+        return setools_dir(env.var, env.url)
 
     def check_hardware(self) -> None:
-        require_dir("ALIF_SDK", f"a checkout of the Alif Ensemble CMSIS DFP 2.0.x ({DFP_URL})", DFP_MARKER)
+        self.sdk()
         require_tool("arm-none-eabi-gcc", "install the Debian package gcc-arm-none-eabi (make debian-packages)")
         require_tool("arm-none-eabi-g++", "install the Debian package gcc-arm-none-eabi (make debian-packages)")
         require_tool("make", "install the Debian package make")
-        tflm_paths()
-        setools_dir()
-        require_port(self.board)
+        tflm_paths(self.tool("tflm"))
+        self.setools()
+        self.require_port()
 
     def make_command(self, build_dir: Path, build_h: Path, model_c: Path, paths: dict[str, Path]) -> list[str]:
-        return ["make", "-C", str(FIRMWARE / "ports" / "alif_e7"), f"-j{min(os.cpu_count() or 1, 8)}",
-                f"ALIF_SDK={Path(os.environ['ALIF_SDK']).expanduser()}", f"SUBSYSTEM={self.subsystem}",
-                f"UART={self.uart}", f"BAUDRATE={int(self.board.serial.baudrate)}", f"BUILD_DIR={build_dir}",
+        return ["make", "-C", str(self.port_dir), jobs(), f"ALIF_SDK={Path(os.environ[self.tool('sdk').var]).expanduser()}", f"SUBSYSTEM={self.subsystem}",
+                f"UART={self.spec.serial.uart}", f"BAUDRATE={self.spec.serial.baudrate}", f"BUILD_DIR={build_dir}",
                 f"BUILD_H={build_h}", f"MODEL_C={model_c}", *(f"{k}={v}" for k, v in paths.items())]
 
-    def flash_commands(self, setools: Path, config: Path) -> list[list[str]]:
+    def setools_commands(self, setools: Path, config: Path) -> list[list[str]]:
         """Both run with cwd=SETOOLS: generate the ATOC package, then write it to MRAM."""
         return [[str(setools / GEN_TOC), "-f", str(config.relative_to(setools))],
                 [str(setools / WRITE_MRAM), "-p"]]
 
-    def build_firmware(self, model: QuantizedModel, vela, workdir: Path) -> Firmware:
-        paths = tflm_paths()
+    def build_firmware(self, model: QuantizedModel, vela: VelaResult, workdir: Path) -> Firmware:
+        paths = tflm_paths(self.tool("tflm"))
         out = workdir / "firmware"
         out.mkdir(parents=True, exist_ok=True)
-        build_id = build_id_of(model, vela.optimised, f"alif_e7/{self.subsystem}",
-                               {"tflm": str(paths["TFLM_LIB"]), "uart": self.uart})
-        defines = build_defines(self.cfg, model, vela.optimised, vela.sram_bytes, build_id)
+        build_id = build_id_of(model, vela.optimised, f"{self.spec.firmware_port}/{self.subsystem}",
+                               {"tflm": str(paths["TFLM_LIB"]), "uart": self.spec.serial.uart})
+        defines = tflm_defines(self.context, model, vela.optimised, vela.sram_bytes, build_id)
         build_h = write_build_header(out / "unpu_build.h", defines)
         model_c = write_model_c(out / "model_data.c", vela.optimised.read_bytes())
         build_log = out / "build.log"
         run_logged(self.make_command(out / "build", build_h, model_c, paths), build_log,
                    f"Alif E7 {self.subsystem.upper()} firmware build")
         elf, image = out / "build" / "app.elf", out / "build" / "app.bin"
-        fw = firmware_record(image, elf, build_id, defines, "alif_e7", build_log,
-                             {"alif.subsystem": self.subsystem, "flash.tool": "alif SETOOLS"})
+        fw = firmware_record(image, elf, build_id, defines, self.spec.firmware_port, build_log,
+                             {"alif.subsystem": self.subsystem})
         fw.artifacts["firmware/app.bin"] = image
-        fw.extra["mram_address"] = mram_address(elf)
+        fw.files["elf"] = elf
         return fw
 
-    def flash(self, firmware: Firmware, workdir: Path) -> None:
-        setools = setools_dir()
+    def flash_steps(self, firmware: Firmware, workdir: Path) -> list[FlashStep]:
+        """The image and a one-application ATOC config into SETOOLS, then its two tools."""
+        setools = self.setools()
         name = f"unpu-{self.subsystem}"
         shutil.copy2(firmware.image, setools / "build" / "images" / f"{name}.bin")
         config = setools / "build" / "config" / f"{name}.json"
-        config.write_text(json.dumps(atoc_config(self.subsystem, f"{name}.bin",
-                                                 int(firmware.extra["mram_address"])), indent=2) + "\n")
-        flash_log = workdir / "flash.log"
-        for cmd in self.flash_commands(setools, config):
-            run_logged(cmd, flash_log, f"SETOOLS {Path(cmd[0]).name}", FLASH_TIMEOUT_S, cwd=setools)
-        firmware.artifacts["device/flash.log"] = flash_log
-
-    @contextmanager
-    def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> Iterator[DutClient]:
-        self.check_hardware()
-        self.flash(firmware, workdir)
-        with serial_link(self.board, self.cfg, transcript) as client:
-            yield client
+        config.write_text(json.dumps(atoc_config(self.subsystem, f"{name}.bin", mram_address(firmware.files["elf"])),
+                                     indent=2) + "\n")
+        return [FlashStep(cmd, f"SETOOLS {Path(cmd[0]).name}", cwd=setools, timeout_s=FLASH_TIMEOUT_S, attempts=1)
+                for cmd in self.setools_commands(setools, config)]

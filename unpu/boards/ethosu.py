@@ -1,9 +1,9 @@
 """Arm Ethos-U boards (HX-WE2, Alif E7, Corstone-300): Vela compile, estimate mode, hardware hooks.
 
 Two modes, chosen by one key:
-- estimate (`board.attached=false`, the default): Vela compiles for real; the run's latency is
-  Vela's estimate (`source.latency=estimated`, tag `unpu.measured=false`), memory is Vela's plus
-  the CPU operators' tensors, and nothing else is claimed.
+- estimate (`board.attached=false`, the default): Vela compiles for real; the firmware is an
+  ESTIMATE (nothing runs): the run's latency is Vela's estimate (`source.latency=estimated`, tag
+  `unpu.measured=false`), memory is Vela's plus the CPU operators' tensors, nothing else is claimed.
 - hardware (`board.attached=true`): the vendor subclass checks its SDK/tools/port, builds the
   firmware around Vela's output, flashes or launches it and measures through the DUT protocol;
   Vela's numbers stay in the run as `estimate/*`, so `estimate/ratio` shows the gap.
@@ -12,90 +12,94 @@ Two modes, chosen by one key:
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar, List, Optional
 
-from unpu.boards.base import Board, BoardError, Firmware, QuantizedModel
-from unpu.protocol import DutClient, Transcript
+
+from unpu.artifacts import Firmware, FirmwareKind, QuantizedModel
+from unpu.boards.base import Board
+from unpu.boards.spec import BoardSpec, NpuSpec, Spec
+from unpu.cache import file_digest
+from unpu.compilers.vela import VelaError, VelaOptions, VelaResult, compile_model
+from unpu.errors import BoardError
+from unpu.graph import inspect_tflite
+from unpu.protocol import DeviceError, DutClient
 
 log = logging.getLogger(__name__)
 
 ETHOSU_OP = "CUSTOM:ethos-u"
 
 
-class EthosUBoard(Board):
-    hardware_source_latency = "measured"
+class VelaSpec(Spec):
+    accelerator_config: str
+    system_config: Optional[str] = None    # null: Vela's default for the accelerator family
+    memory_mode: Optional[str] = None
+    optimise: str = "Performance"
+    config_files: List[str] = field(default_factory=list)   # extra vela.ini files
 
-    def __init__(self, cfg) -> None:
-        super().__init__(cfg)
-        self._compiled: dict[str, Any] = {}
+
+class EthosUSpec(BoardSpec):
+    npu: NpuSpec              # required: the NPU Vela compiles for
+    vela: VelaSpec
+    attached: bool = False    # true: hardware mode (a board or simulator runs the firmware)
+
+
+def cpu_tensor_bytes(tflite: bytes) -> int:
+    """Bytes of the non-constant tensors CPU operators read or write in a Vela-optimised model (also
+    those they exchange with the NPU): what the TFLM arena needs beyond Vela's SRAM area. An upper
+    bound: no lifetime reuse is assumed, and Vela may already count the exchanged ones."""
+    graph = inspect_tflite(tflite)
+    touched = {t.index: t for op in graph.ops if op.op != ETHOSU_OP for t in graph.touched(op)}
+    return sum(t.nbytes for t in touched.values() if not t.constant)
+
+
+class EthosUBoard(Board):
+    Spec = EthosUSpec
+    hardware_source_latency: ClassVar[str] = "measured"
+
+    def __init__(self, spec: EthosUSpec, context) -> None:
+        super().__init__(spec, context)
+        self._compiled: dict[str, VelaResult] = {}
         self._cpu: dict[str, int] = {}
 
-    # -- mode ----------------------------------------------------------------------------------
     @property
     def hardware(self) -> bool:
-        return bool(self.board.get("attached"))
+        return self.spec.attached
 
     @property
-    def source_latency(self) -> str:  # type: ignore[override]
+    def source_latency(self) -> str:
         return self.hardware_source_latency if self.hardware else "estimated"
 
     # -- hooks a vendor subclass implements for hardware mode ------------------------------------
     def check_hardware(self) -> None:
         """Raise BoardError (one line: what is missing, where to get it) unless SDK, tools and board are there."""
-        raise BoardError(f"board '{self.board.name}' has no hardware mode yet")
+        raise BoardError(f"board '{self.spec.name}' has no hardware mode yet")
 
-    def build_firmware(self, model: QuantizedModel, vela, workdir: Path) -> Firmware:
-        raise BoardError(f"board '{self.board.name}' has no firmware build")
-
-    def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> AbstractContextManager[DutClient]:
-        raise BoardError(f"board '{self.board.name}' has no device to open in estimate mode")
-
-    def device_metrics(self, client: DutClient, firmware: Firmware) -> dict[str, float]:
-        """The Ethos-U PMU of the last window (`pmu%`), per inference, beside Vela's cycle estimate."""
-        from unpu.protocol import DeviceError
-
-        try:
-            counters = client.pmu()
-        except DeviceError as exc:  # firmware built without -DUNPU_PMU
-            log.warning("no Ethos-U PMU counters from the device: %s", exc)
-            return {}
-        out = {f"npu/{name}": float(value) for name, value in counters.items()}
-        if counters.get("npu_cycles") and firmware.metrics.get("estimate/cycles"):
-            out["estimate/cycles_ratio"] = counters["npu_cycles"] / firmware.metrics["estimate/cycles"]
-        return out
+    def build_firmware(self, model: QuantizedModel, vela: VelaResult, workdir: Path) -> Firmware:
+        raise BoardError(f"board '{self.spec.name}' has no firmware build")
 
     # -- Vela ------------------------------------------------------------------------------------
-    def vela_options(self):
-        from unpu.compilers.vela import VelaError, VelaOptions
-
-        opts = self.board.get("vela") or {}
-        npu = self.board.npu
+    def vela_options(self) -> VelaOptions:
+        vela, npu = self.spec.vela, self.spec.npu
         try:
-            return VelaOptions(
-                accelerator=str(opts.get("accelerator_config") or npu.name),
-                system_config=opts.get("system_config"), memory_mode=opts.get("memory_mode"),
-                optimise=str(opts.get("optimise") or "Performance"),
-                config_files=tuple(str(p) for p in (opts.get("config_files") or [])),
-                npu_clock_hz=float(npu.clock_hz) if npu.get("clock_hz") else None)
+            return VelaOptions(accelerator=vela.accelerator_config, system_config=vela.system_config,
+                               memory_mode=vela.memory_mode, optimise=vela.optimise,
+                               config_files=tuple(vela.config_files), npu_clock_hz=npu.clock_hz)
         except VelaError as exc:
             raise BoardError(str(exc)) from None
 
-    def compile(self, model: QuantizedModel):
+    def compile(self, model: QuantizedModel) -> VelaResult:
         """Vela's result for this model on this board (cached on disk, memoised per job)."""
         if model.digest not in self._compiled:
-            from unpu.cache import Cache
-            from unpu.compilers.vela import VelaError, compile_model
-
             try:
                 self._compiled[model.digest] = compile_model(model.path, model.digest, self.vela_options(),
-                                                             Cache(self.cfg.cache.dir))
+                                                             self.context.cache)
             except VelaError as exc:
                 raise BoardError(str(exc)) from None
         return self._compiled[model.digest]
 
-    def _cpu_bytes(self, vela) -> int:
+    def cpu_bytes(self, vela: VelaResult) -> int:
         """cpu_tensor_bytes of Vela's output, once per model (pre-flight and the record both need it)."""
         key = str(vela.optimised)
         if key not in self._cpu:
@@ -114,36 +118,34 @@ class EthosUBoard(Board):
                         model.name, vela.cpu_operators, ", ".join(vela.cpu_ops))
         self._check_fits(model, vela)
 
-    def _check_fits(self, model: QuantizedModel, vela) -> None:
-        mem, name, acc = self.board.memory, self.board.name, vela.accelerator
-        sram = vela.sram_bytes + self._cpu_bytes(vela)
-        sram_limit = mem.get("npu_data_bytes") or mem.sram_bytes
+    def _check_fits(self, model: QuantizedModel, vela: VelaResult) -> None:
+        mem, name, acc = self.spec.memory, self.spec.name, vela.accelerator
+        sram = vela.sram_bytes + self.cpu_bytes(vela)
+        sram_limit = mem.npu_data_bytes or mem.sram_bytes
         if sram_limit and sram > sram_limit:
             raise BoardError(f"{model.name} does not fit {name}: Vela ({acc}) needs {sram:,} B of SRAM "
                              f"(NPU {vela.sram_bytes:,} B + CPU operators' tensors), the board has {int(sram_limit):,} B")
         flash = max(vela.flash_bytes, vela.optimised.stat().st_size)
-        flash_limit = mem.get("npu_weight_bytes") or mem.flash_bytes
+        flash_limit = mem.npu_weight_bytes or mem.flash_bytes
         if flash_limit and flash > flash_limit:
             raise BoardError(f"{model.name} does not fit {name}: Vela ({acc}) needs {flash:,} B of flash "
                              f"for weights and command stream, the board has {int(flash_limit):,} B")
 
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
-        from unpu.cache import file_digest
-
         vela = self.compile(model)
         metrics, tags, artifacts = self._vela_record(vela)
         if not self.hardware:
             digest = file_digest(vela.optimised)
             return Firmware(image=vela.optimised, digest=digest, build_id=f"vela-{digest[:12]}",
-                            metrics=metrics, tags=tags, artifacts=artifacts, extra={"estimate_only": True})
+                            kind=FirmwareKind.ESTIMATE, metrics=metrics, tags=tags, artifacts=artifacts)
         firmware = self.build_firmware(model, vela, workdir)
         firmware.metrics = {**metrics, **firmware.metrics}
         firmware.tags = {**tags, **firmware.tags}
         firmware.artifacts = {**artifacts, **firmware.artifacts}
         return firmware
 
-    def _vela_record(self, vela) -> tuple[dict[str, float], dict[str, str], dict[str, Path]]:
-        cpu_bytes = self._cpu_bytes(vela)
+    def _vela_record(self, vela: VelaResult) -> tuple[dict[str, float], dict[str, str], dict[str, Path]]:
+        cpu_bytes = self.cpu_bytes(vela)
         metrics = {**vela.metrics(), "memory/model_compiled": float(vela.optimised.stat().st_size)}
         tags = {**vela.tags(), "cache.vela": "hit" if vela.cache_hit else "miss",
                 "estimate.scope": "NPU command stream only" if vela.cpu_ops else "whole model (all operators on the NPU)"}
@@ -166,35 +168,14 @@ class EthosUBoard(Board):
         """Estimate mode's latency: Vela's inference estimate, the only stage it models."""
         return {"latency/inference_us": firmware.metrics["estimate/latency_us"]}
 
-
-def cpu_tensor_bytes(tflite: bytes) -> int:
-    """Bytes of the non-constant tensors CPU operators read or write in a Vela-optimised model (also
-    those they exchange with the NPU): what the TFLM arena needs beyond Vela's SRAM area. An upper
-    bound: no lifetime reuse is assumed, and Vela may already count the exchanged ones."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    from unpu.graph import inspect_tflite
-
-    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
-    graph = model.subgraphs[0]
-    ops = inspect_tflite(tflite).ops
-    cpu_tensors = {t for op in ops if op.op != ETHOSU_OP for t in op.inputs + op.outputs if t >= 0}
-    total = 0
-    for index in cpu_tensors:
-        tensor = graph.tensors[index]
-        buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
-        if buffer is not None and (buffer.data is not None and len(buffer.data) or buffer.size):
-            continue  # constant: lives in flash
-        total += _tensor_bytes(tensor)
-    return total
-
-
-_DTYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8}  # TensorType -> bytes
-
-
-def _tensor_bytes(tensor) -> int:
-    count = 1
-    for dim in (tensor.shape if tensor.shape is not None else []):
-        count *= max(int(dim), 1)
-    return count * _DTYPE_BYTES.get(int(tensor.type), 4)
-
+    def device_metrics(self, client: DutClient, firmware: Firmware) -> dict[str, float]:
+        """The Ethos-U PMU of the last window (`pmu%`), per inference, beside Vela's cycle estimate."""
+        try:
+            counters = client.pmu()
+        except DeviceError as exc:  # firmware built without -DUNPU_PMU
+            log.warning("no Ethos-U PMU counters from the device: %s", exc)
+            return {}
+        out = {f"npu/{name}": float(value) for name, value in counters.items()}
+        if counters.get("npu_cycles") and firmware.metrics.get("estimate/cycles"):
+            out["estimate/cycles_ratio"] = counters["npu_cycles"] / firmware.metrics["estimate/cycles"]
+        return out

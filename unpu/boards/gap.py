@@ -24,92 +24,139 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
-import subprocess
-from contextlib import contextmanager
+from dataclasses import field
 from pathlib import Path
-from typing import Iterator
+from typing import List
 
-from unpu.boards.base import Board, BoardError, Firmware, QuantizedModel
-from unpu.boards.toolchain import (FLASH_TIMEOUT_S, c_string, require_dir, require_port, require_tool, run_logged,
-                                   run_with_retry, serial_link, tool_from_env, tool_version, write_build_header)
-from unpu.protocol import DutClient, Transcript
+
+from unpu.artifacts import Firmware, QuantizedModel
+from unpu.boards.base import Board, FlashStep
+from unpu.boards.firmware import (
+    build_defines,
+    firmware_digest,
+    memory_metrics,
+    write_build_header,
+    write_size_report,
+)
+from unpu.boards.process import DeviceProcess
+from unpu.boards.spec import BoardSpec, MemorySpec, Spec, ToolchainSpec
+from unpu.cache import file_digest, key_of
+from unpu.compilers.nntool import (
+    NNTOOL_TIMEOUT_S,
+    ModelFiles,
+    NNToolOptions,
+    check_version,
+    generate_command,
+    network_arg_types,
+    nntool_script,
+    parse_kernels_c,
+    state_command,
+    version_command,
+)
+from unpu.compilers.nntool import memory_metrics as autotiler_memory
+from unpu.errors import BoardError, ToolError
+from unpu.graph import GraphInfo, inspect_tflite
+from unpu.tools import (
+    FLASH_TIMEOUT_S,
+    require_tool,
+    run_logged,
+    tool_version,
+)
 
 log = logging.getLogger(__name__)
 
-SDK_URL = "https://github.com/GreenWaves-Technologies/gap_sdk"
-TOOLCHAIN_URL = "https://github.com/GreenWaves-Technologies/gap_riscv_toolchain_ubuntu"
 SDK_MARKER = "utils/rules/pmsis_rules.mk"
-REPO = Path(__file__).resolve().parents[2]
-PORT = REPO / "firmware" / "ports" / "gap8"
 APP = "unpu_gap8"
 EXEC_START_S = 2.0          # OpenOCD's JTAG load before the firmware answers
-EXEC_STOP_S = 10.0
 # l3_flash_device -> the C type of the generated code's flash handle (gap_cluster.c)
 FLASH_ADDR_TYPES = {"AT_MEM_L3_HFLASH": "AT_HYPERFLASH_FS_EXT_ADDR_TYPE",
                     "AT_MEM_L3_DEFAULTFLASH": "AT_DEFAULTFLASH_FS_EXT_ADDR_TYPE",
                     "AT_MEM_L3_QSPIFLASH": "AT_QSPIFLASH_FS_EXT_ADDR_TYPE",
                     "AT_MEM_L3_OSPIFLASH": "AT_OSPIFLASH_FS_EXT_ADDR_TYPE"}
-_DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4, "float16": 2, "int64": 8}
+
+
+class GapToolchain(ToolchainSpec):
+    cc: str = "riscv32-unknown-elf-gcc"
+    sdk_vars: List[str] = field(default_factory=list)   # what sourcing the SDK config exports (checked, not set)
+    sdk_config: str                                    # the config the user sources, relative to GAP_SDK_HOME
+
+
+class NNToolSpec(Spec):
+    supported_ops: List[str] = field(default_factory=list)
+    fusions: str = "--scale8"
+    l3_flash_device: str = "AT_MEM_L3_HFLASH"
+    l3_ram_device: str = "AT_MEM_L3_HRAM"
+    transpose_io: bool = True       # NNTool's `adjust` makes I/O CHW; the runner converts to/from TFLite's HWC
+
+
+class AutoTilerSpec(Spec):
+    """Memory budgets (bytes) and clocks (MHz) the AutoTiler generator plans for."""
+
+    l1_bytes: int
+    cluster_stack_bytes: int
+    cluster_slave_stack_bytes: int
+    l2_bytes: int
+    l3_bytes: int
+    freq_fc_mhz: int
+    freq_cl_mhz: int
+
+
+class GapMemory(MemorySpec):
+    l3_ram_bytes: int
+
+
+class Gap8Spec(BoardSpec):
+    memory: GapMemory               # pins: {gpio: PI_GPIO_..., pad: PI_PAD_...} each
+    toolchain: GapToolchain
+    nntool: NNToolSpec
+    autotiler: AutoTilerSpec
+    pmsis_os: str = "freertos"
 
 
 class Gap8Board(Board):
-    source_latency = "measured"
+    Spec = Gap8Spec
 
     # -- environment -----------------------------------------------------------------------------
     def check_environment(self) -> None:
-        tc = self.board.toolchain
-        config = f"$GAP_SDK_HOME/{tc.get('sdk_config') or 'configs/gapuino_v3.sh'}"
-        sdk = require_dir("GAP_SDK_HOME", f"a gap_sdk checkout built with `make sdk` ({SDK_URL})", SDK_MARKER)
-        for var in tc.get("sdk_vars") or []:
+        sdk_env = self.tool("sdk")
+        config = f"${sdk_env.var}/{self.spec.toolchain.sdk_config}"
+        sdk = self.tool_dir("sdk", SDK_MARKER)
+        for var in self.spec.toolchain.sdk_vars:
             if not os.environ.get(var):
-                raise BoardError(f"{var} is not set: source {config} (GAP_SDK_HOME={sdk}) before running unpu "
-                                 f"({SDK_URL})")
+                raise ToolError(f"{var} is not set: source {config} ({sdk_env.var}={sdk}) before running unpu "
+                                f"({sdk_env.url})")
         family = os.environ.get("TARGET_CHIP_FAMILY", "GAP8")
         if family != "GAP8":
-            raise BoardError(f"TARGET_CHIP_FAMILY={family}: the sourced GAP SDK config is not a GAP8 board; "
-                             f"source {config}")
+            raise ToolError(f"TARGET_CHIP_FAMILY={family}: the sourced GAP SDK config is not a GAP8 board; "
+                            f"source {config}")
         tiler_lib = Path(os.environ.get("TILER_LIB") or sdk / "tools/autotiler_v3/Autotiler/LibTile.a")
         if not tiler_lib.is_file():
-            raise BoardError(f"the AutoTiler library {tiler_lib} is missing: run `make autotiler` in {sdk} "
-                             f"(it is downloaded after accepting GreenWaves' licence, {SDK_URL})")
+            raise ToolError(f"the AutoTiler library {tiler_lib} is missing: run `make autotiler` in {sdk} "
+                            f"(it is downloaded after accepting GreenWaves' licence, {sdk_env.url})")
         self.nntool()
-        self.gapy()
-        require_tool("riscv32-unknown-elf-gcc", f"install the GAP RISC-V toolchain ({TOOLCHAIN_URL}) and "
-                                                f"source {config}")
+        self.tool_exe("gapy", "gapy")
+        self.tool_exe("cc", self.spec.toolchain.cc)
         require_tool("make", "install the Debian package make")
         require_tool("gcc", "install the Debian package gcc (the AutoTiler generator is a host program)")
-        require_port(self.board)
+        self.require_port()
 
     def nntool(self) -> str:
-        """nntool (NNTOOL, else PATH), its version checked once per adapter."""
-        from unpu.compilers.nntool import check_version, version_command
+        """nntool ($NNTOOL, else PATH), its version checked once per adapter."""
+        return self.memo("tool", "nntool", self._nntool)
 
-        if getattr(self, "_nntool", None):
-            return self._nntool
-        tc = self.board.toolchain
-        exe = tool_from_env(str(tc.get("nntool_env") or "NNTOOL"), "nntool",
-                            f"build it with `make nntool` in GAP_SDK_HOME and source the SDK config ({SDK_URL})")
-        printed = tool_version(version_command(exe), r"(NNTOOL Version \S+)", "nntool")
-        check_version(printed)
-        self._nntool = exe
+    def _nntool(self) -> str:
+        exe = self.tool_exe("nntool", "nntool")
+        check_version(tool_version(version_command(exe), r"(NNTOOL Version \S+)", "nntool"))
         return exe
-
-    def gapy(self) -> str:
-        return tool_from_env(str(self.board.toolchain.get("gapy_env") or "GAPY"), "gapy",
-                             f"gapy ships in $GAP_SDK_HOME/utils/gapy: source the SDK config ({SDK_URL})")
 
     # -- pre-flight ------------------------------------------------------------------------------
     def preflight(self, model: QuantizedModel) -> None:
-        from unpu.graph import inspect_tflite
-
-        data = model.path.read_bytes()
-        info = inspect_tflite(data)
+        info = inspect_tflite(model.path.read_bytes())
         name = model.name
         if len(info.inputs) != 1 or len(info.outputs) != 1:
             raise BoardError(f"{name}: {len(info.inputs)} inputs / {len(info.outputs)} outputs; the GAP8 runner "
                              f"drives one of each")
-        supported = set(self.board.nntool.supported_ops)
+        supported = set(self.spec.nntool.supported_ops)
         for op in info.ops:
             if op.op not in supported:
                 raise BoardError(f"{name}: operator {op.op} (operator #{op.index}) is not imported by NNTool "
@@ -119,49 +166,45 @@ class Gap8Board(Board):
                 raise BoardError(f"{name}: the {kind} {tensor.name} is {tensor.dtype}; unpu runs GAP8 models as "
                                  f"NNTool SQ8 from the model's own int8 quantization "
                                  f"(use quant=int8 or int8_per_tensor)")
-        self._check_memory(name, data)
+        self._check_memory(name, info)
 
-    def _check_memory(self, name: str, data: bytes) -> None:
-        weights, largest, largest_name = constant_and_activation_bytes(data)
-        at, mem = self.board.autotiler, self.board.memory
+    def _check_memory(self, name: str, info: GraphInfo) -> None:
+        weights = info.weight_bytes
+        largest = max(info.activations, key=lambda t: t.nbytes, default=None)
+        at, mem = self.spec.autotiler, self.spec.memory
         flash = int(mem.flash_bytes)
         if weights > flash:
             raise BoardError(f"{name}: {weights:,} B of weights do not fit the {flash:,} B HyperFlash")
-        l2, l3 = int(at.l2_bytes), int(min(at.l3_bytes, mem.l3_ram_bytes))
+        l2, l3 = at.l2_bytes, min(at.l3_bytes, mem.l3_ram_bytes)
         if weights > l2 + l3:
             raise BoardError(f"{name}: {weights:,} B of weights exceed the AutoTiler's L2 + L3 budgets "
                              f"({l2:,} + {l3:,} B, board.autotiler.l2_bytes / l3_bytes)")
-        if largest > l2 + l3:
-            raise BoardError(f"{name}: activation {largest_name} ({largest:,} B) exceeds the AutoTiler's L2 + L3 "
+        if largest is not None and largest.nbytes > l2 + l3:
+            raise BoardError(f"{name}: activation {largest.name} ({largest.nbytes:,} B) exceeds the AutoTiler's L2 + L3 "
                              f"budgets ({l2:,} + {l3:,} B)")
 
     # -- build -----------------------------------------------------------------------------------
-    def nntool_options(self):
-        from unpu.compilers.nntool import NNToolOptions
-
-        opts = self.board.nntool
-        return NNToolOptions(fusions=str(opts.fusions), l3_flash_device=str(opts.l3_flash_device),
-                             l3_ram_device=str(opts.l3_ram_device))
+    def nntool_options(self) -> NNToolOptions:
+        opts = self.spec.nntool
+        return NNToolOptions(fusions=opts.fusions, l3_flash_device=opts.l3_flash_device,
+                             l3_ram_device=opts.l3_ram_device)
 
     def make_args(self, out: Path, model_dir: Path) -> list[str]:
-        at = self.board.autotiler
-        return ["make", "-C", str(out), "-f", str(PORT / "Makefile"), f"MODEL_BUILD={model_dir}",
-                f"MODEL_L1={int(at.l1_bytes)}", f"MODEL_L2={int(at.l2_bytes)}", f"MODEL_L3={int(at.l3_bytes)}",
-                f"CLUSTER_STACK_SIZE={int(at.cluster_stack_bytes)}",
-                f"CLUSTER_SLAVE_STACK_SIZE={int(at.cluster_slave_stack_bytes)}",
-                f"FREQ_FC={int(at.freq_fc_mhz)}", f"FREQ_CL={int(at.freq_cl_mhz)}"]
+        at = self.spec.autotiler
+        return ["make", "-C", str(out), "-f", str(self.port_dir / "Makefile"), f"MODEL_BUILD={model_dir}",
+                f"MODEL_L1={at.l1_bytes}", f"MODEL_L2={at.l2_bytes}", f"MODEL_L3={at.l3_bytes}",
+                f"CLUSTER_STACK_SIZE={at.cluster_stack_bytes}",
+                f"CLUSTER_SLAVE_STACK_SIZE={at.cluster_slave_stack_bytes}",
+                f"FREQ_FC={at.freq_fc_mhz}", f"FREQ_CL={at.freq_cl_mhz}"]
 
     def model_command(self, out: Path, model_dir: Path) -> list[str]:
         return self.make_args(out, model_dir) + ["model"]
 
     def firmware_command(self, out: Path, model_dir: Path, build_h: Path) -> list[str]:
         return self.make_args(out, model_dir) + ["build", f"BUILD_H={build_h}", "platform=board",
-                                                 f"PMSIS_OS={self.board.get('pmsis_os') or 'freertos'}", "io=disable"]
+                                                 f"PMSIS_OS={self.spec.pmsis_os}", "io=disable"]
 
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
-        from unpu.compilers.nntool import (NNTOOL_TIMEOUT_S, ModelFiles, generate_command, nntool_script,
-                                           state_command)
-
         out = (workdir / "gap8").resolve()
         files = ModelFiles(out / "model")
         shutil.rmtree(out, ignore_errors=True)
@@ -181,10 +224,8 @@ class Gap8Board(Board):
         run_logged(self.firmware_command(out, files.directory, build_h), build_log, "GAP8 firmware build (SDK make)")
         return self._record(out, files, build_id, build_log)
 
-    def _check_generated(self, files) -> bool:
+    def _check_generated(self, files: ModelFiles) -> bool:
         """The generated network's buffers are int8 in, int8 or int16 Q15 (SQ8 softmax) out; True for Q15."""
-        from unpu.compilers.nntool import network_arg_types
-
         for path in (files.kernels_c, files.kernels_h):
             if not path.exists():
                 raise BoardError(f"the AutoTiler wrote no {path.name} (see build.log)")
@@ -197,20 +238,14 @@ class Gap8Board(Board):
 
     def elf_path(self, out: Path) -> Path:
         chip = os.environ.get("TARGET_CHIP", "GAP8_V3")
-        os_name = str(self.board.get("pmsis_os") or "freertos").upper()
-        return out / "BUILD" / chip / f"GCC_RISCV_{os_name}" / APP
+        return out / "BUILD" / chip / f"GCC_RISCV_{self.spec.pmsis_os.upper()}" / APP
 
-    def _record(self, out: Path, files, build_id: str, build_log: Path) -> Firmware:
-        from unpu.boards.cfirmware import memory_metrics, size_report
-        from unpu.cache import file_digest
-        from unpu.compilers.nntool import memory_metrics as at_memory
-
+    def _record(self, out: Path, files: ModelFiles, build_id: str, build_log: Path) -> Firmware:
         elf = self.elf_path(out)
         if not elf.is_file():
             raise BoardError(f"the GAP SDK build wrote no {elf} (see build.log)")
-        size = out / "size.txt"
-        size.write_text(size_report(elf))
-        at = at_memory(files)
+        size = write_size_report(elf, out / "size.txt")
+        at = autotiler_memory(files)
         artifacts = {"firmware/app.elf": elf, "firmware/size.txt": size, "firmware/build.log": build_log,
                      "compiler/nntool_script": files.script, "compiler/unpuKernels.h": files.kernels_h}
         if files.state.exists():
@@ -218,57 +253,46 @@ class Gap8Board(Board):
         return Firmware(image=elf, digest=file_digest(elf), build_id=build_id,
                         arena_bytes=int(at.get("memory/arena", 0)) or None,
                         metrics={**memory_metrics(elf), **at},
-                        tags={"runtime": "autotiler", "firmware.port": "gap8", "firmware.build_id": build_id,
-                              "flash.tool": "gapy", "memory.method": "AutoTiler allocations (generated constructor)",
+                        tags={"firmware.port": self.spec.firmware_port, "firmware.build_id": build_id,
+                              "memory.method": "AutoTiler allocations (generated constructor)",
                               "arena.method": "L2 static + dynamic the generated constructor allocates"},
-                        artifacts=artifacts, extra={"weights": files.weights, "builddir": elf.parent})
+                        artifacts=artifacts, files={"weights": files.weights, "builddir": elf.parent})
 
     def build_id(self, model: QuantizedModel) -> str:
-        from omegaconf import OmegaConf
-
-        from unpu.boards.cfirmware import sources_digest
-        from unpu.cache import key_of
-
-        parts = {"model": model.digest, "port": "gap8", "autotiler": OmegaConf.to_container(self.board.autotiler),
-                 "nntool": OmegaConf.to_container(self.board.nntool),
-                 "firmware": sources_digest(REPO / "firmware" / "harness", REPO / "firmware" / "kernels", PORT)}
+        parts = {"model": model.digest, "port": self.spec.firmware_port, "autotiler": vars(self.spec.autotiler),
+                 "nntool": vars(self.spec.nntool), "firmware": firmware_digest()}
         return key_of(parts)[:12]
 
-    def build_defines(self, model: QuantizedModel, files, build_id: str, q15: bool = False) -> dict[str, str]:
-        from unpu.compilers.nntool import parse_kernels_c
-        from unpu.graph import inspect_tflite
-
+    def build_defines(self, model: QuantizedModel, files: ModelFiles, build_id: str, q15: bool = False) -> dict[str, str]:
         info = inspect_tflite(model.path.read_bytes())
         inp, outp = info.inputs[0], info.outputs[0]
         alloc = parse_kernels_c(files.kernels_c.read_text(errors="replace"))
-        pins = self.board.get("pins") or {}
-        defines = {"UNPU_MODEL_ID": model_id_string(self.cfg), "UNPU_BUILD_ID": c_string(build_id),
-                   "UNPU_GAP_INPUT_BYTES": str(tensor_bytes(inp.shape, inp.dtype)),
-                   "UNPU_GAP_OUTPUT_BYTES": str(tensor_bytes(outp.shape, outp.dtype)),
+        defines = {**build_defines(self.context, build_id, outp),
+                   "UNPU_GAP_INPUT_BYTES": str(inp.nbytes), "UNPU_GAP_OUTPUT_BYTES": str(outp.nbytes),
                    "UNPU_OUTPUT_SCALE": f"{float(outp.scale or 1.0)!r}f",
                    "UNPU_OUTPUT_ZERO_POINT": str(int(outp.zero_point or 0)),
                    "UNPU_GAP_ARENA_BYTES": str(alloc.get("l2", 0) + alloc.get("l2_dyn", 0)),
-                   "UNPU_GAP_UART_BAUD": str(int(self.board.serial.baudrate)),
-                   "UNPU_AT_FLASH_ADDR_TYPE": FLASH_ADDR_TYPES.get(str(self.board.nntool.l3_flash_device),
+                   "UNPU_GAP_UART_BAUD": str(self.spec.serial.baudrate),
+                   "UNPU_AT_FLASH_ADDR_TYPE": FLASH_ADDR_TYPES.get(self.spec.nntool.l3_flash_device,
                                                                     "AT_HYPERFLASH_FS_EXT_ADDR_TYPE")}
-        if self.board.nntool.get("transpose_io", True):
+        if self.spec.nntool.transpose_io:
             defines.update(chw_defines("IN", inp.shape))
             if not q15:
                 defines.update(chw_defines("OUT", outp.shape))
         if q15:
             defines["UNPU_GAP_OUTPUT_Q15"] = "1"
         for role in ("timestamp", "stage"):
-            if role in pins:
-                defines[f"UNPU_GAP_PIN_{role.upper()}"] = str(pins[role].gpio)
-                defines[f"UNPU_GAP_PAD_{role.upper()}"] = str(pins[role].pad)
-        defines.update(softmax_defines(self.cfg, outp))
+            pin = getattr(self.spec.pins, role)
+            if pin is not None:
+                defines[f"UNPU_GAP_PIN_{role.upper()}"] = str(pin["gpio"])
+                defines[f"UNPU_GAP_PAD_{role.upper()}"] = str(pin["pad"])
         return defines
 
     # -- flash and run ---------------------------------------------------------------------------
     def gapy_args(self, firmware: Firmware) -> list[str]:
         target = os.environ.get("GAPY_TARGET", "gapuino_v3")
-        return [self.gapy(), f"--target={target}", "--platform=board", f"--work-dir={firmware.extra['builddir']}",
-                f"--config-opt=**/flash/content/partitions/readfs/files={firmware.extra['weights']}"]
+        return [self.tool_exe("gapy", "gapy"), f"--target={target}", "--platform=board", f"--work-dir={firmware.files['builddir']}",
+                f"--config-opt=**/flash/content/partitions/readfs/files={firmware.files['weights']}"]
 
     def flash_command(self, firmware: Firmware) -> list[str]:
         return self.gapy_args(firmware) + ["run", "--image", "--flash", f"--binary={firmware.image}"]
@@ -276,109 +300,32 @@ class Gap8Board(Board):
     def exec_command(self, firmware: Firmware) -> list[str]:
         return self.gapy_args(firmware) + ["run", "--exec-prepare", "--exec", f"--binary={firmware.image}"]
 
-    def flash(self, firmware: Firmware, workdir: Path) -> None:
-        flash_log = workdir / "flash.log"
-        run_with_retry(self.flash_command(firmware), flash_log, "gapy (image + HyperFlash)", FLASH_TIMEOUT_S,
-                       cwd=Path(firmware.extra["builddir"]))
-        firmware.artifacts["device/flash.log"] = flash_log
+    def flash_steps(self, firmware: Firmware, workdir: Path) -> list[FlashStep]:
+        return [FlashStep(self.flash_command(firmware), "gapy (image + HyperFlash)", cwd=firmware.files["builddir"],
+                          timeout_s=FLASH_TIMEOUT_S)]
 
-    def start(self, firmware: Firmware, workdir: Path) -> subprocess.Popen:
-        """gapy's JTAG load and start; it stays attached while the firmware runs (stop() ends it)."""
-        log_file = open(workdir / "gapy_exec.log", "ab")
-        try:
-            proc = subprocess.Popen(self.exec_command(firmware), stdout=log_file, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=firmware.extra["builddir"], start_new_session=True)
-        except OSError as exc:
-            raise BoardError(f"gapy (JTAG load and start) could not start: {exc}") from None
-        finally:
-            log_file.close()
-        firmware.artifacts["device/gapy_exec.log"] = workdir / "gapy_exec.log"
-        try:
-            code = proc.wait(timeout=EXEC_START_S)
-        except subprocess.TimeoutExpired:
-            return proc   # still attached: the firmware runs
-        if code != 0:
-            raise BoardError(f"gapy (JTAG load and start) exited {code}: see {workdir / 'gapy_exec.log'}")
-        return proc
+    def device(self, firmware: Firmware, workdir: Path) -> DeviceProcess:
+        """gapy's JTAG load and start; it stays attached while the firmware runs (the run's end stops it)."""
+        log = workdir / "gapy_exec.log"
+        firmware.artifacts["device/gapy_exec.log"] = log
+        process = DeviceProcess(self.exec_command(firmware), log, "gapy (JTAG load and start)",
+                                cwd=firmware.files["builddir"])
+        code = process.wait(EXEC_START_S)
+        if code is not None and code != 0:
+            process.stop()
+            raise BoardError(f"gapy (JTAG load and start) exited {code}: see {log}")
+        return process
 
-    @staticmethod
-    def stop(proc: subprocess.Popen) -> None:
-        if proc.poll() is not None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=EXEC_STOP_S)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    @contextmanager
-    def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> Iterator[DutClient]:
-        self.flash(firmware, workdir)
-        proc = self.start(firmware, workdir)
-        try:
-            with serial_link(self.board, self.cfg, transcript) as client:
-                yield client
-        finally:
-            self.stop(proc)
-
+    def liveness(self, process: DeviceProcess | None) -> None:
+        """None: gapy may end once the image runs, and the board lives on; its UART is the link."""
+        return None
 
 # -- helpers (pure) -----------------------------------------------------------------------------------
 
-def tensor_bytes(shape, dtype: str) -> int:
-    count = 1
-    for dim in shape:
-        count *= max(int(dim), 1)
-    return count * _DTYPE_BYTES.get(dtype, 4)
-
-
-def chw_defines(which: str, shape) -> dict[str, str]:
+def chw_defines(which: str, shape: tuple[int, ...]) -> dict[str, str]:
     """UNPU_GAP_<which>_H/W/C for an NHWC tensor NNTool's `adjust` turns to CHW (H·W > 1 and C > 1)."""
     dims = [int(d) for d in shape]
     if len(dims) != 4 or dims[1] * dims[2] <= 1 or dims[3] <= 1:
         return {}
     return {f"UNPU_GAP_{which}_H": str(dims[1]), f"UNPU_GAP_{which}_W": str(dims[2]),
             f"UNPU_GAP_{which}_C": str(dims[3])}
-
-
-def model_id_string(cfg) -> str:
-    import re
-
-    from unpu import stages
-
-    return c_string(re.sub(r"[^A-Za-z0-9_.-]", "_", stages.model_id(cfg))[:64] or "model")
-
-
-def softmax_defines(cfg, out) -> dict[str, str]:
-    if str(cfg.model.get("post", "none")) != "softmax" or out.dtype != "int8" or not out.scale:
-        return {}
-    from unpu.codegen.reader import softmax_gemmlowp_params
-
-    p = softmax_gemmlowp_params(1.0, float(out.scale))
-    return {"UNPU_POST_SOFTMAX": "1", "UNPU_SOFTMAX_MULTIPLIER": str(p["input_multiplier"]),
-            "UNPU_SOFTMAX_LEFT_SHIFT": str(p["input_left_shift"]), "UNPU_SOFTMAX_DIFF_MIN": str(p["diff_min"])}
-
-
-def constant_and_activation_bytes(tflite: bytes) -> tuple[int, int, str]:
-    """Bytes of the constant tensors (weights, biases), and the largest non-constant tensor and its name."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
-    graph = model.subgraphs[0]
-    weights, largest, largest_name = 0, 0, ""
-    for tensor in graph.tensors:
-        buf = model.buffers[tensor.buffer] if 0 <= tensor.buffer < len(model.buffers) else None
-        data = getattr(buf, "data", None) if buf is not None else None
-        size = 1
-        for dim in (tensor.shape if tensor.shape is not None else []):
-            size *= max(int(dim), 1)
-        size *= {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8}.get(int(tensor.type), 4)
-        if data is not None and len(data):
-            weights += len(data)
-        elif size > largest:
-            name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-            largest, largest_name = size, name
-    return weights, largest, largest_name

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Union
 
-from unpu.boards.base import BoardError, Firmware, QuantizedModel
-from unpu.boards.tflm_firmware import FIRMWARE, build_defines, build_id_of, firmware_record
-from unpu.boards.toolchain import (require_dir, require_port, require_tool, run_logged, serial_link,
-                                   write_build_header)
-from unpu.boards.ethosu import EthosUBoard
-from unpu.protocol import DutClient, Transcript
+import serial
+import xmodem
+
+from unpu.artifacts import Firmware, QuantizedModel
+from unpu.boards.ethosu import EthosUBoard, EthosUSpec
+from unpu.boards.firmware import write_build_header
+from unpu.boards.tflm_firmware import build_id_of, firmware_record, tflm_defines
+from unpu.compilers.vela import VelaResult
+from unpu.errors import BoardError
+from unpu.tools import require_tool, run_logged
 
 log = logging.getLogger(__name__)
 
-SDK_URL = "https://github.com/HimaxWiseEyePlus/Seeed_Grove_Vision_AI_Module_V2"
 XIP_BASE = 0x3A000000
-DEFAULT_MODEL_OFFSET = 0x200000          # after the firmware area (the SDK's examples keep 0..0x171000 for it)
 FLASH_BYTES = 16 * 1024 * 1024
 IMAGE_GEN = "we2_image_gen_local"
 IMAGE_TOOL = "./we2_local_image_gen"
@@ -107,8 +107,6 @@ class WE2Flasher:
                          f"(check board.port and press the reset button when asked)")
 
     def _send(self, what: str, data: bytes) -> None:
-        import xmodem
-
         def getc(size, timeout=1):
             return self.port.read(size) or None
 
@@ -121,48 +119,52 @@ class WE2Flasher:
             raise BoardError(f"xmodem transfer of {what} to the WE2 bootloader failed")
 
 
+class HimaxSpec(EthosUSpec):
+    flash_model_offset: Union[int, str] = 0x200000   # where XMODEM writes the model in the QSPI flash (4 KiB-aligned)
+
+
 class HimaxWE2Board(EthosUBoard):
-    hardware_source_latency = "measured"
+    Spec = HimaxSpec
 
     @property
     def model_offset(self) -> int:
-        value = self.board.get("flash_model_offset") or DEFAULT_MODEL_OFFSET
-        offset = int(value, 0) if isinstance(value, str) else int(value)   # YAML/CLI may give "0x200000"
+        value = self.spec.flash_model_offset
+        offset = int(value, 0) if isinstance(value, str) else int(value)   # the CLI may give "0x200000"
         if offset % 4096:
             raise BoardError(f"board.flash_model_offset must be a multiple of 4 KiB (a flash sector), got 0x{offset:x}")
         return offset
 
+    def sdk(self) -> Path:
+        return self.tool_dir("sdk", "EPII_CM55M_APP_S/makefile")
+
     def check_hardware(self) -> None:
-        sdk = require_dir("WE2_SDK", f"a checkout of {SDK_URL}", "EPII_CM55M_APP_S/makefile")
+        sdk = self.sdk()
         if not (sdk / IMAGE_GEN / IMAGE_TOOL).exists():
-            raise BoardError(f"WE2_SDK={sdk} has no {IMAGE_GEN}/{IMAGE_TOOL[2:]} (the SDK's image tool, {SDK_URL})")
+            raise BoardError(f"{self.tool('sdk').var}={sdk} has no {IMAGE_GEN}/{IMAGE_TOOL[2:]} (the SDK's "
+                             f"image tool, {self.tool('sdk').url})")
         require_tool("arm-none-eabi-gcc", "install the Arm GNU toolchain the WE2 SDK asks for (or Debian's "
                                           "gcc-arm-none-eabi) and put it on PATH")
         require_tool("make", "install the Debian package make")
-        require_port(self.board)
-        try:
-            import xmodem  # noqa: F401
-        except ImportError:
-            raise BoardError("the Python package xmodem is missing: .venv/bin/pip install xmodem==0.5.0") from None
+        self.require_port()
 
     def make_command(self, sdk: Path, build_dir: Path, build_h: Path) -> list[str]:
-        return ["make", "-C", str(FIRMWARE / "ports" / "hxwe2"), f"WE2_SDK={sdk}", f"BUILD_DIR={build_dir}",
+        return ["make", "-C", str(self.port_dir), f"WE2_SDK={sdk}", f"BUILD_DIR={build_dir}",
                 f"BUILD_H={build_h}", f"MODEL_ADDR=0x{XIP_BASE + self.model_offset:08X}"]
 
     def image_command(self) -> list[str]:
         """Run in a copy of the SDK's we2_image_gen_local with the ELF at IMAGE_ELF; writes IMAGE_OUT."""
         return [IMAGE_TOOL, IMAGE_PROJECT]
 
-    def build_firmware(self, model: QuantizedModel, vela, workdir: Path) -> Firmware:
-        sdk = Path(os.environ["WE2_SDK"]).expanduser()
+    def build_firmware(self, model: QuantizedModel, vela: VelaResult, workdir: Path) -> Firmware:
+        sdk = self.sdk()
         out = workdir / "firmware"
         out.mkdir(parents=True, exist_ok=True)
         optimised = vela.optimised.read_bytes()
         if self.model_offset + len(optimised) > FLASH_BYTES:
             raise BoardError(f"{model.name} ({len(optimised):,} B) does not fit the 16 MiB flash at offset "
                              f"0x{self.model_offset:x}")
-        build_id = build_id_of(model, vela.optimised, "hxwe2", {"sdk": str(sdk), "offset": self.model_offset})
-        defines = build_defines(self.cfg, model, vela.optimised, vela.sram_bytes, build_id)
+        build_id = build_id_of(model, vela.optimised, self.spec.firmware_port, {"sdk": str(sdk), "offset": self.model_offset})
+        defines = tflm_defines(self.context, model, vela.optimised, vela.sram_bytes, build_id)
         build_h = write_build_header(out / "unpu_build.h", defines)
         build_log = out / "build.log"
         run_logged(self.make_command(sdk, out / "build", build_h), build_log, "WE2 firmware build (SDK make)")
@@ -173,28 +175,19 @@ class HimaxWE2Board(EthosUBoard):
         shutil.copy2(elf, gen / IMAGE_ELF)
         run_logged(self.image_command(), build_log, "WE2 image generation", IMAGE_TIMEOUT_S, cwd=gen)
         image = gen / IMAGE_OUT
-        fw = firmware_record(image, elf, build_id, defines, "hxwe2", build_log,
-                             {"flash.tool": "xmodem (WE2 bootloader)",
-                              "flash.model_offset": f"0x{self.model_offset:x}"})
+        fw = firmware_record(image, elf, build_id, defines, self.spec.firmware_port, build_log,
+                             {"flash.model_offset": f"0x{self.model_offset:x}"})
         fw.artifacts["firmware/output.img"] = image
-        fw.extra["model"] = vela.optimised
+        fw.files["model"] = vela.optimised
         return fw
 
-    def flash(self, firmware: Firmware) -> None:
-        import serial
-
-        port = require_port(self.board)
+    def flash(self, firmware: Firmware, workdir: Path) -> None:
+        """The bootloader's XMODEM dialogue on the board's own UART (no flashing tool exists)."""
+        port = self.require_port()
         try:
-            link = serial.Serial(port, baudrate=int(self.board.serial.baudrate), timeout=1.0)
+            link = serial.Serial(port, baudrate=self.spec.serial.baudrate, timeout=1.0)
         except serial.SerialException as exc:
             raise BoardError(f"cannot open board.port {port}: {exc}") from None
         with link:
             WE2Flasher(link).flash(firmware.image.read_bytes(),
-                                   [(Path(firmware.extra["model"]).read_bytes(), self.model_offset)])
-
-    @contextmanager
-    def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> Iterator[DutClient]:
-        self.check_hardware()
-        self.flash(firmware)
-        with serial_link(self.board, self.cfg, transcript) as client:
-            yield client
+                                   [(firmware.files["model"].read_bytes(), self.model_offset)])

@@ -1,308 +1,177 @@
-"""Emulated Cortex-M boards: QEMU `mps3-an547` (Cortex-M55) and `mps2-an386` (Cortex-M4F).
+"""Emulated Cortex-M boards: QEMU's Arm MPS2/MPS3 FPGA images (qemu_m55 = mps3-an547, qemu_m4 =
+mps2-an386, ...), one adapter; the machine, clock and port come from the board YAML.
 
-`build` generates C for the model (`unpu.codegen`), compiles it with the portable harness
-(firmware/harness), the codegen runner, the kernels (firmware/kernels/ref) and the board's port
-(firmware/ports/<port>, Makefile there) with Debian's arm-none-eabi-gcc, and caches the ELF by the
-content of everything that went into it. Memory comes from the ELF (pyelftools).
+`build` generates C for the model (`unpu.codegen`) and builds it with the board's port Makefile
+(firmware/ports/<firmware_port>: the portable harness, the codegen runner, the kernels, the CMSDK
+family port) with Debian's arm-none-eabi-gcc, cached by the content of everything that went into
+it. Memory comes from the ELF (pyelftools).
 
-`open` launches QEMU with `-icount shift=0` (deterministic: 1 instruction = 1 ns of virtual time),
-semihosting (the firmware's exit code is QEMU's), and the UART on a TCP chardev on 127.0.0.1 with
-`nodelay=on`; QEMU runs in its own process group, dies with this process (PR_SET_PDEATHSIG) and is
-killed on every exit path. The link is then driven by the same `DutClient` as every board.
-
-Timing: the firmware reports SysTick ticks (QEMU's DWT cycle counter does not count). They are
-turned into instruction counts (ticks x 1e9 / timer Hz) and latencies are those instruction counts
-at the board YAML's nominal `cpu.clock_hz`, assuming one instruction per cycle (`latency.method`).
+The device is QEMU with `-icount shift=0` (deterministic: 1 instruction = 1 ns of virtual time),
+semihosting (the firmware's exit code is QEMU's) and the UART on a TCP chardev on 127.0.0.1 with
+`nodelay=on`. The firmware reports SysTick ticks (QEMU's DWT cycle counter does not count): the
+timebase turns them into instruction counts, and latency is those counts at the board's nominal
+`cpu.clock_hz`, assuming one instruction per cycle (`emulated`, tag `latency.method`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from contextlib import contextmanager
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator, List
 
-from unpu.boards.base import Board, BoardError, DeviceCrashed, Firmware, QuantizedModel
-from unpu.cache import Cache, file_digest, key_of, source_digest
-from unpu.protocol import STAGES, DutClient, StageTime, Transcript
+from unpu.artifacts import Firmware, InstructionTimebase, QuantizedModel, Timebase
+from unpu.boards.base import Board
+from unpu.boards.firmware import (
+    as_cflags,
+    build_defines,
+    firmware_digest,
+    generate_model,
+    memory_metrics,
+    section_bytes,
+    size_report,
+    user_cflags,
+)
+from unpu.boards.process import DeviceProcess
+from unpu.boards.spec import BoardSpec, ToolchainSpec
+from unpu.cache import file_digest, key_of, source_digest
+from unpu.errors import ToolError
+from unpu.graph import inspect_tflite
+from unpu.links import free_port, tcp
+from unpu.protocol import SerialLike
+from unpu.tools import jobs, run_logged
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "firmware"
 BUILD_TIMEOUT_S = 600
 TOOL_TIMEOUT_S = 30
 START_TIMEOUT_S = 30
-STOP_TIMEOUT_S = 5
-
+ARENA_SECTION = ".unpu_arena"
 # tool -> Debian package that provides it
 TOOLS = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "qemu-system-arm": "qemu-system-arm", "make": "make"}
-# exit codes of firmware/ports/cmsdk_common/startup.c's fault handlers
+# exit codes of the fault handlers in firmware/ports/family/arm_mps/startup.c
 FAULTS = {70: "NMI", 71: "HardFault", 72: "MemManage fault", 73: "BusFault", 74: "UsageFault",
           75: "SecureFault", 76: "unexpected interrupt"}
 
 
+class QemuToolchain(ToolchainSpec):
+    cc: str = "arm-none-eabi-gcc"
+    qemu_machine: str                     # qemu-system-arm -M
+
+
+class QemuSpec(BoardSpec):
+    toolchain: QemuToolchain
+    firmware_cflags: List[str] = field(default_factory=list)   # extra -DNAME[=VALUE] (tests: -DUNPU_TEST_HANG)
+
+
 def check_tools() -> None:
-    """BoardError naming the Debian package when the toolchain or QEMU is missing."""
+    """ToolError naming the Debian package when the toolchain or QEMU is missing."""
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
-            raise BoardError(f"{tool} not found: install the Debian package {package} (make debian-packages)")
+            raise ToolError(f"{tool} not found: install the Debian package {package} (make debian-packages)")
     nano = _run(["arm-none-eabi-gcc", "-print-file-name=nano.specs"]).strip()
     if not os.path.isabs(nano):
-        raise BoardError("newlib-nano not found for arm-none-eabi-gcc: install the Debian package "
-                         "libnewlib-arm-none-eabi (make debian-packages)")
+        raise ToolError("newlib-nano not found for arm-none-eabi-gcc: install the Debian package "
+                        "libnewlib-arm-none-eabi (make debian-packages)")
 
 
-def _run(cmd: list[str], timeout: float = TOOL_TIMEOUT_S, **kw) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True, **kw).stdout
-
-
-def arena_bytes(elf: Path) -> int:
-    """Size of the .unpu_arena section the port's linker script places (UNPU_ARENA_ATTR)."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(elf, "rb") as f:
-        sec = ELFFile(f).get_section_by_name(".unpu_arena")
-        return int(sec["sh_size"]) if sec is not None else 0
-
-
-def _c_identifier_safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "model"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the parent dies (no orphaned QEMU)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def _run(cmd: list[str]) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=True).stdout
 
 
 class QemuBoard(Board):
+    Spec = QemuSpec
     bit_exact = True
-    source_latency = "emulated"
+
+    @property
+    def source_latency(self) -> str:
+        return "emulated"
+
+    def check_environment(self) -> None:
+        check_tools()
+
+    def timebase(self, firmware: Firmware) -> Timebase:
+        return InstructionTimebase(self.spec.cpu.clock_hz)
 
     # -- build ---------------------------------------------------------------------------------
-    @property
-    def port(self) -> str:
-        return str(self.board.firmware_port)
-
-    @property
-    def port_dir(self) -> Path:
-        return FIRMWARE / "ports" / self.port
-
-    def _cflags(self, model_id: str) -> list[str]:
-        flags = [f"-DUNPU_MODEL_ID='\"{_c_identifier_safe(model_id)}\"'"]
-        # board.firmware_cflags: extra -D options (e.g. -DUNPU_TEST_HANG for the timeout test)
-        for flag in map(str, self.board.get("firmware_cflags") or []):
-            if not re.fullmatch(r"-D\w+(=\w+)?", flag):
-                raise BoardError(f"board.firmware_cflags accepts only -DNAME or -DNAME=VALUE, got {flag!r}")
-            flags.append(flag)
-        return flags
-
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
-        check_tools()
-        if not (self.port_dir / "Makefile").exists():
-            raise BoardError(f"no firmware port {self.port_dir.relative_to(REPO)}")
-        from unpu import stages
-        from unpu.boards.cfirmware import sources_digest
-
-        data = model.path.read_bytes()
-        post = str(self.cfg.model.get("post", "none"))
-        cflags = self._cflags(stages.model_id(self.cfg))
         gcc = _run(["arm-none-eabi-gcc", "--version"]).splitlines()[0]
-        parts = {"model": model.digest, "post": post, "port": self.port, "cflags": cflags, "gcc": gcc,
-                 "firmware": sources_digest(FIRMWARE / "harness", FIRMWARE / "kernels",
-                                            FIRMWARE / "ports" / "cmsdk_common", self.port_dir),
-                 "code": source_digest("unpu.codegen", "unpu.boards.qemu", "unpu.boards.cfirmware")}
+        parts = {"model": model.digest, "post": self.context.post, "model_id": self.context.model_id,
+                 "port": self.spec.firmware_port, "cflags": user_cflags(self.spec.firmware_cflags), "gcc": gcc,
+                 "firmware": firmware_digest(),
+                 "code": source_digest("unpu.codegen", "unpu.boards.qemu", "unpu.boards.firmware")}
         build_id = key_of(parts)[:12]
-        cache = Cache(self.cfg.cache.dir)
-        entry = cache.get_or_make("qemu_firmware", parts, lambda d: self._build(data, d, post, cflags, build_id, gcc))
-        meta = entry.meta()
+        entry = self.context.cache.get_or_make("qemu_firmware", parts, lambda d: self._build(model, d, build_id, gcc))
         elf = entry.file("app.elf")
-        nominal = int(self.board.cpu.clock_hz)
         return Firmware(
-            image=elf, digest=file_digest(elf), build_id=build_id, arena_bytes=int(meta["memory"]["memory/arena"]),
-            metrics=dict(meta["memory"]),
-            tags={"runtime": "unpu.codegen", "arena.method": "static plan (unpu.codegen)",
-                  "firmware.port": self.port, "firmware.cc": gcc, "firmware.build_id": build_id,
-                  "qemu.machine": str(self.board.toolchain.qemu_machine),
+            image=elf, digest=file_digest(elf), build_id=build_id, arena_bytes=int(entry.meta()["memory"]["memory/arena"]),
+            metrics=dict(entry.meta()["memory"]),
+            tags={"arena.method": "static plan (unpu.codegen)", "firmware.port": self.spec.firmware_port,
+                  "firmware.cc": gcc, "firmware.build_id": build_id, "qemu.machine": self.spec.toolchain.qemu_machine,
                   "cache.firmware": "hit" if entry.hit else "miss",
-                  "latency.method": (f"instructions (QEMU -icount shift=0, SysTick ticks x 1e9 / timer Hz) at the "
-                                     f"nominal cpu.clock_hz {nominal} Hz, assuming 1 instruction per cycle")},
+                  "latency.method": self.timebase_method()},
             artifacts={"firmware/app.elf": elf, "firmware/size.txt": entry.file("size.txt"),
                        "firmware/app.map": entry.file("app.map"), "firmware/model.json": entry.file("model.json"),
-                       "firmware/build.log": entry.file("build.log")},
-        )
+                       "firmware/build.log": entry.file("build.log")})
 
-    def _build(self, data: bytes, out: Path, post: str, cflags: list[str], build_id: str, gcc: str) -> dict:
-        from unpu.boards.cfirmware import generate_model, memory_metrics, size_report
-        from unpu.codegen import CodegenError
+    def timebase_method(self) -> str:
+        return InstructionTimebase(self.spec.cpu.clock_hz).method
 
+    def _build(self, model: QuantizedModel, out: Path, build_id: str, gcc: str) -> dict:
         model_dir = out / "model"
-        try:
-            report, post_flags = generate_model(data, model_dir, post)
-            cflags = cflags + post_flags
-        except CodegenError as exc:
-            raise BoardError(f"unpu.codegen cannot compile this model: {exc}") from None
+        data = model.path.read_bytes()
+        generate_model(data, model_dir)
+        defines = build_defines(self.context, build_id, inspect_tflite(data).outputs[0])
+        defines.pop("UNPU_BUILD_ID")   # the port's Makefile defines it from BUILD_ID
         build_dir = out / "build"
-        cmd = ["make", "-C", str(self.port_dir), f"-j{min(os.cpu_count() or 1, 8)}", f"BUILD_DIR={build_dir}",
-               f"MODEL_DIR={model_dir}", f"BUILD_ID={build_id}", "EXTRA_CFLAGS=" + " ".join(cflags)]
+        cflags = as_cflags(defines, for_make=True) + user_cflags(self.spec.firmware_cflags)
+        cmd = ["make", "-C", str(self.port_dir), jobs(), f"BUILD_DIR={build_dir}", f"MODEL_DIR={model_dir}",
+               f"BUILD_ID={build_id}", "EXTRA_CFLAGS=" + " ".join(cflags)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise BoardError(f"firmware build exceeded {BUILD_TIMEOUT_S} s") from None
-        (out / "build.log").write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            overflow = re.search(r"region `(\w+)' overflowed by (\d+) bytes", proc.stderr)
-            if overflow:
-                raise BoardError(f"the firmware does not fit {self.board.name}: region {overflow.group(1)} "
-                                 f"overflowed by {overflow.group(2)} B")
-            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-            raise BoardError(f"firmware build failed (make exit {proc.returncode}): {tail[-400:]}")
+            run_logged(cmd, out / "build.log", f"{self.spec.name} firmware build (make)", BUILD_TIMEOUT_S)
+        except ToolError as exc:
+            raise ToolError(str(exc).replace("the firmware does not fit", f"the firmware does not fit {self.spec.name}")) from None
         for name in ("app.elf", "app.map"):
             shutil.copy2(build_dir / name, out / name)
         shutil.copy2(model_dir / "model.json", out / "model.json")
         mem = memory_metrics(out / "app.elf")
-        mem["memory/arena"] = arena_bytes(out / "app.elf")
-        (out / "size.txt").write_text(
-            f"{self.board.name} ({self.board.toolchain.qemu_machine}) firmware {build_id}, {gcc}\n"
-            f"flash = text + rodata + data; ram = data + bss (incl. heap, stack and the arena .unpu_arena)\n\n"
-            + size_report(out / "app.elf") + f"{'memory/arena':<24}{mem['memory/arena']:>12}\n")
+        mem["memory/arena"] = section_bytes(out / "app.elf", ARENA_SECTION)
+        header = (f"{self.spec.name} ({self.spec.toolchain.qemu_machine}) firmware {build_id}, {gcc}\n"
+                  f"flash = text + rodata + data; ram = data + bss (incl. heap, stack and the arena {ARENA_SECTION})\n")
+        (out / "size.txt").write_text(size_report(out / "app.elf", header) + f"{'memory/arena':<24}{mem['memory/arena']:>12}\n")
         shutil.rmtree(build_dir / "obj", ignore_errors=True)
-        log.info("built %s firmware %s: flash %d B, ram %d B, arena %d B", self.board.name, build_id,
+        log.info("built %s firmware %s: flash %d B, ram %d B, arena %d B", self.spec.name, build_id,
                  mem["memory/flash"], mem["memory/ram"], mem["memory/arena"])
-        return {"memory": mem, "codegen": {k: report[k] for k in ("arena_bytes", "weights_bytes", "macs")}}
+        return {"memory": mem}
 
     # -- run -----------------------------------------------------------------------------------
     def qemu_command(self, elf: Path, port: int) -> list[str]:
-        return ["qemu-system-arm", "-M", str(self.board.toolchain.qemu_machine), "-kernel", str(elf),
+        return ["qemu-system-arm", "-M", self.spec.toolchain.qemu_machine, "-kernel", str(elf),
                 "-nographic", "-icount", "shift=0", "-semihosting-config", "enable=on,target=native",
                 "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
                 "-serial", "chardev:s0", "-monitor", "none"]
 
     @contextmanager
-    def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> Iterator[DutClient]:
-        check_tools()
+    def device(self, firmware: Firmware, workdir: Path) -> Iterator[DeviceProcess]:
         log_path = workdir / "qemu.log"
+        firmware.artifacts["device/qemu.log"] = log_path
         for attempt in range(3):  # the free port can be taken between probe and QEMU's bind
-            port = _free_port()
-            cmd = self.qemu_command(firmware.image, port)
-            with open(log_path, "wb") as qlog:
-                qlog.write((" ".join(cmd) + "\n").encode())
-                qlog.flush()
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+            port = free_port()
+            process = DeviceProcess(self.qemu_command(firmware.image, port), log_path, "QEMU", faults=FAULTS)
             try:
-                link = self._connect(proc, port, log_path)
+                self._link = tcp(port, START_TIMEOUT_S, process.check_alive, "QEMU")
             except BaseException:
-                _stop(proc)
-                if attempt < 2 and "Address already in use" in log_path.read_text(errors="replace"):
+                process.stop()
+                if attempt < 2 and process.log_contains("Address already in use"):
                     continue
-                firmware.artifacts["device/qemu.log"] = log_path
                 raise
             break
-        try:
-            client = DutClient(link, float(self.cfg.bench.timeout_s), transcript,
-                               check_alive=lambda: _check_alive(proc, log_path))
-            client.connect()
-            yield client
-        finally:
-            try:
-                link.close()
-            finally:
-                _stop(proc)
-                firmware.artifacts["device/qemu.log"] = log_path
+        with process:
+            yield process
 
-    def _connect(self, proc: subprocess.Popen, port: int, log_path: Path):
-        import serial
-
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            _check_alive(proc, log_path)
-            try:
-                return serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.2)
-            except serial.SerialException as exc:
-                if time.monotonic() > deadline:
-                    raise BoardError(f"QEMU did not open its serial port 127.0.0.1:{port} within "
-                                     f"{START_TIMEOUT_S} s: {exc}") from None
-                time.sleep(0.02)
-
-    # -- metrics -------------------------------------------------------------------------------
-    def measurement_metrics(self, measurement: Any, metrics: dict[str, float]) -> dict[str, float]:
-        """instructions/<stage> and instruction-based latencies at the nominal clock.
-
-        With -icount shift=0 one instruction takes 1 ns of virtual time, so the SysTick count of a
-        stage is instructions x timer Hz / 1e9. The measurement's windows are rewritten to the
-        same instruction-based µs, so the per-window metrics agree with the medians.
-        """
-        from unpu.measure import latency_metrics, summary
-
-        timer_hz = float(measurement.clock_hz)
-        nominal = float(self.board.cpu.clock_hz)
-        out: dict[str, float] = {}
-        for window in measurement.windows:
-            for stage, st in list(window.stages.items()):
-                instr = st.cycles * 1e9 / timer_hz
-                window.stages[stage] = StageTime(st.cycles, st.us_reported, instr / nominal * 1e6)
-            # m-lap-us is virtual time: 1 us = 1000 instructions
-            window.window_us = window.window_us * 1e3 / nominal * 1e6
-        for stage in (*STAGES, "total"):
-            if stage == "total":
-                series = [sum(w.stages[s].cycles for s in STAGES) * 1e9 / timer_hz for w in measurement.windows]
-            else:
-                series = [w.stages[stage].cycles * 1e9 / timer_hz for w in measurement.windows]
-            s = summary(series)
-            out[f"instructions/{stage}"] = round(s["median"])
-            if stage == "inference":
-                out["instructions/inference_min"] = round(s["min"])
-                out["instructions/inference_max"] = round(s["max"])
-        out.update(latency_metrics(measurement))
-        return out
-
-
-def _check_alive(proc: subprocess.Popen, log_path: Path) -> None:
-    code = proc.poll()
-    if code is None:
-        return
-    if code < 0:
-        reason = f"killed by signal {signal.Signals(-code).name}"
-    elif code in FAULTS:
-        reason = f"firmware {FAULTS[code]} (exit code {code})"
-    else:
-        reason = f"exit code {code}"
-    tail = log_path.read_text(errors="replace").strip().splitlines()[1:][-3:] if log_path.exists() else []
-    raise DeviceCrashed(f"QEMU exited ({reason})" + (f": {' | '.join(tail)}" if tail else ""))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate QEMU's whole process group; SIGKILL if it does not go."""
-    if proc.poll() is None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log.error("QEMU (pid %d) did not exit after SIGKILL", proc.pid)
+    def link(self, firmware: Firmware, process: DeviceProcess) -> SerialLike:
+        return self._link

@@ -1,6 +1,6 @@
-"""TFLite Micro firmware for the Ethos-U boards (himax, alif, corstone): what their hardware modes
-share — tool and SDK checks with one-line errors, the build's defines and the model as C data, the
-TFLM arena size, logged builds, the firmware record and the serial link to a board.
+"""TFLite Micro firmware for the boards whose runtime is TFLM around an NPU's compiled model
+(Ethos-U: hxwe2, alif_e7, corstone300; Neutron: mcxn947): where TFLM comes from, the arena the
+firmware reserves, the build's defines, its id, and the firmware record.
 """
 
 from __future__ import annotations
@@ -9,38 +9,70 @@ import os
 import re
 from pathlib import Path
 
-from unpu.boards.base import BoardError, Firmware, QuantizedModel
+from unpu.artifacts import BuildContext, Firmware, QuantizedModel
 from unpu.boards.ethosu import cpu_tensor_bytes
-from unpu.boards.toolchain import c_string, require_dir
+from unpu.boards.firmware import (
+    HARNESS,
+    build_defines,
+    firmware_digest,
+    memory_metrics,
+    write_size_report,
+)
+from unpu.boards.spec import ToolSpec
+from unpu.cache import file_digest, key_of
+from unpu.errors import ToolError
+from unpu.graph import inspect_tflite
+from unpu.tools import require_dir
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "firmware"
-TOOL_TIMEOUT_S = 30
 TFLM_BUILD = ("make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic TARGET_ARCH=cortex-m55 "
               "CO_PROCESSOR=ethos_u OPTIMIZED_KERNEL_DIR=cmsis_nn microlite")
 TFLM_GLOB = "gen/cortex_m_generic_cortex-m55*ethos_u*/lib/libtensorflow-microlite.a"
 DOWNLOADS = Path("tensorflow/lite/micro/tools/make/downloads")
 ARENA_MARGIN = 32 * 1024  # TFLM's own allocations beyond the tensors (interpreter, op data)
+RUNNER = HARNESS / "runner_tflm.cc"
+# TFLM MicroMutableOpResolver::Add*() -> the TFLite builtin it registers
+RESOLVER_METHODS = {
+    "Conv2D": "CONV_2D", "DepthwiseConv2D": "DEPTHWISE_CONV_2D", "FullyConnected": "FULLY_CONNECTED",
+    "Add": "ADD", "Mul": "MUL", "AveragePool2D": "AVERAGE_POOL_2D", "MaxPool2D": "MAX_POOL_2D",
+    "Mean": "MEAN", "Reshape": "RESHAPE", "Softmax": "SOFTMAX", "Logistic": "LOGISTIC",
+    "Quantize": "QUANTIZE", "Dequantize": "DEQUANTIZE", "Pad": "PAD", "PadV2": "PADV2",
+    "Concatenation": "CONCATENATION", "Slice": "SLICE", "StridedSlice": "STRIDED_SLICE",
+    "Transpose": "TRANSPOSE", "Relu": "RELU", "Relu6": "RELU6", "HardSwish": "HARD_SWISH",
+    "LeakyRelu": "LEAKY_RELU", "Sub": "SUB", "EthosU": "CUSTOM:ethos-u",
+}
 
 
-def tflm_paths() -> dict[str, Path]:
-    """TFLM_DIR, its Ethos-U library and the Ethos-U core driver (env overrides: TFLM_LIB, ETHOSU_DRIVER_DIR)."""
-    tflm = require_dir("TFLM_DIR", f"a tflite-micro checkout built once with `{TFLM_BUILD}`",
+def runner_ops(source: str | None = None, ethosu: bool = False) -> frozenset[str]:
+    """The builtins the TFLM runner (firmware/harness/runner_tflm.cc) registers, read from its
+    source (without the Ethos-U operator unless `ethosu`): a model with any other CPU operator cannot run."""
+    text = RUNNER.read_text() if source is None else source
+    methods = re.findall(r"resolver\.Add(\w+)\(\)", text)
+    unknown = [m for m in methods if m not in RESOLVER_METHODS]
+    if unknown:
+        raise ToolError(f"runner_tflm.cc registers operators unpu cannot name: {', '.join(unknown)}")
+    ops = {RESOLVER_METHODS[m] for m in methods}
+    return frozenset(ops if ethosu else ops - {"CUSTOM:ethos-u"})
+
+
+def tflm_paths(tool: ToolSpec) -> dict[str, Path]:
+    """TFLM_DIR (the board's `tflm` tool), its Ethos-U library and the Ethos-U core driver (env
+    overrides: TFLM_LIB, ETHOSU_DRIVER_DIR)."""
+    tflm = require_dir(str(tool.var), f"{tool.what}, built once with `{TFLM_BUILD}` ({tool.url})",
                        "tensorflow/lite/micro/micro_interpreter.h")
     if os.environ.get("TFLM_LIB"):
         lib = Path(os.environ["TFLM_LIB"]).expanduser()
         if not lib.is_file():
-            raise BoardError(f"TFLM_LIB={lib} does not exist")
+            raise ToolError(f"TFLM_LIB={lib} does not exist")
     else:
         libs = sorted(tflm.glob(TFLM_GLOB))
         if len(libs) != 1:
             found = "none" if not libs else f"{len(libs)} (set TFLM_LIB to one)"
-            raise BoardError(f"TFLM library for Cortex-M55 + Ethos-U under {tflm}/gen: {found}; build it in "
-                             f"TFLM_DIR with `{TFLM_BUILD}`")
+            raise ToolError(f"TFLM library for Cortex-M55 + Ethos-U under {tflm}/gen: {found}; build it in "
+                            f"TFLM_DIR with `{TFLM_BUILD}`")
         lib = libs[0]
     driver = Path(os.environ.get("ETHOSU_DRIVER_DIR") or tflm / DOWNLOADS / "ethos_u_core_driver").expanduser()
     if not (driver / "include" / "ethosu_driver.h").exists():
-        raise BoardError(f"no Ethos-U core driver at {driver}: set ETHOSU_DRIVER_DIR or build TFLM with `{TFLM_BUILD}`")
+        raise ToolError(f"no Ethos-U core driver at {driver}: set ETHOSU_DRIVER_DIR or build TFLM with `{TFLM_BUILD}`")
     return {"TFLM_DIR": tflm, "TFLM_LIB": lib, "ETHOSU_DRIVER_DIR": driver}
 
 
@@ -54,54 +86,29 @@ def arena_bytes(compiled: bytes, npu_sram_bytes: int = 0) -> int:
     return (raw + 1023) // 1024 * 1024
 
 
-def build_defines(cfg, model: QuantizedModel, compiled: Path, npu_sram_bytes: int, build_id: str) -> dict[str, str]:
-    """The build's C defines (written to unpu_build.h, force-included by the port's Makefile)."""
-    from unpu import stages
-    from unpu.graph import inspect_tflite
-
+def tflm_defines(context: BuildContext, model: QuantizedModel, compiled: Path, npu_sram_bytes: int,
+                 build_id: str) -> dict[str, str]:
+    """The build's C defines (written to unpu_build.h, force-included by the port's build)."""
     info = inspect_tflite(model.path.read_bytes())
-    sizes = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4, "int32": 4}
-    input_bytes = 1
-    for dim in info.inputs[0].shape:
-        input_bytes *= max(int(dim), 1)
-    input_bytes *= sizes.get(info.inputs[0].dtype, 4)
-    defines = {"UNPU_MODEL_ID": c_string(re.sub(r"[^A-Za-z0-9_.-]", "_", stages.model_id(cfg))[:64] or "model"),
-               "UNPU_BUILD_ID": c_string(build_id),
-               "UNPU_TFLM_ARENA_SIZE": str(arena_bytes(compiled.read_bytes(), npu_sram_bytes)),
-               "UNPU_TFLM_INPUT_CAPACITY": str(input_bytes)}
-    out = info.outputs[0]
-    if str(cfg.model.get("post", "none")) == "softmax" and out.dtype == "int8" and out.scale:
-        from unpu.codegen.reader import softmax_gemmlowp_params
-
-        p = softmax_gemmlowp_params(1.0, float(out.scale))
-        defines.update({"UNPU_POST_SOFTMAX": "1", "UNPU_SOFTMAX_MULTIPLIER": str(p["input_multiplier"]),
-                        "UNPU_SOFTMAX_LEFT_SHIFT": str(p["input_left_shift"]),
-                        "UNPU_SOFTMAX_DIFF_MIN": str(p["diff_min"])})
-    return defines
+    return {**build_defines(context, build_id, info.outputs[0]),
+            "UNPU_TFLM_ARENA_SIZE": str(arena_bytes(compiled.read_bytes(), npu_sram_bytes)),
+            "UNPU_TFLM_INPUT_CAPACITY": str(info.inputs[0].nbytes)}
 
 
 def build_id_of(model: QuantizedModel, compiled: Path, port: str, extra: dict) -> str:
-    from unpu.boards.cfirmware import sources_digest
-    from unpu.cache import file_digest, key_of
-
-    parts = {"model": model.digest, "compiled": file_digest(compiled), "port": port,
-             "firmware": sources_digest(FIRMWARE / "harness", FIRMWARE / "kernels", FIRMWARE / "ports"),
+    parts = {"model": model.digest, "compiled": file_digest(compiled), "port": port, "firmware": firmware_digest(),
              **extra}
     return key_of(parts)[:12]
 
 
 def firmware_record(image: Path, elf: Path, build_id: str, defines: dict[str, str], port: str,
                     build_log: Path, tags: dict[str, str] | None = None) -> Firmware:
-    from unpu.boards.cfirmware import memory_metrics, size_report
-    from unpu.cache import file_digest
-
-    size = build_log.parent / "size.txt"
-    size.write_text(size_report(elf))
+    size = write_size_report(elf, build_log.parent / "size.txt")
     arena = int(defines["UNPU_TFLM_ARENA_SIZE"])
     return Firmware(
         image=image, digest=file_digest(image), build_id=build_id, arena_bytes=arena,
         metrics={**memory_metrics(elf), "memory/arena": float(arena)},
-        tags={"runtime": "tflm", "firmware.port": port, "firmware.build_id": build_id,
+        tags={"firmware.port": port, "firmware.build_id": build_id,
               "arena.method": "vela sram + cpu operator tensors + max(32 KiB, 10 %) (TFLM arena, not bisected)",
               **(tags or {})},
         artifacts={"firmware/app.elf": elf, "firmware/size.txt": size, "firmware/build.log": build_log})

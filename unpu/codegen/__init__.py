@@ -12,8 +12,11 @@ No TensorFlow import anywhere in this package.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from unpu.codegen.emit import emit_c
+from unpu.codegen.planner import plan_memory
 from unpu.codegen.reader import CodegenError, Graph, read_model
 
 __all__ = ["CodegenError", "Graph", "read_model", "generate", "generate_sources"]
@@ -21,9 +24,6 @@ __all__ = ["CodegenError", "Graph", "read_model", "generate", "generate_sources"
 
 def generate_sources(data: bytes, name: str = "model"):
     """(Sources, Graph, Plan) for a .tflite model's bytes; CodegenError if it cannot be generated."""
-    from unpu.codegen.emit import emit_c
-    from unpu.codegen.planner import plan_memory
-
     graph = read_model(data)
     plan = plan_memory(graph)
     return emit_c(graph, plan, name=name), graph, plan
@@ -31,8 +31,6 @@ def generate_sources(data: bytes, name: str = "model"):
 
 def generate(data: bytes, out_dir: Path, name: str = "model") -> dict:
     """Write model.h, model.c and model.json into out_dir; returns the JSON report."""
-    import json
-
     sources, _, _ = generate_sources(data, name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

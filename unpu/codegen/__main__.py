@@ -10,6 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from unpu.codegen import CodegenError, generate
+from unpu.codegen.verify import BuildError, verify
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m unpu.codegen", description=__doc__.splitlines()[0])
@@ -20,8 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from unpu.codegen.reader import CodegenError
-
     try:
         data = args.model.read_bytes()
     except OSError as exc:
@@ -29,8 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.verify:
-            from unpu.codegen.verify import BuildError, verify
-
             try:
                 result = verify(data, n_inputs=args.inputs, seed=args.seed)
             except BuildError as exc:
@@ -40,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if result.ok else 1
         if args.out_dir is None:
             parser.error("OUT_DIR is required without --verify")
-        from unpu.codegen import generate
-
         report = generate(data, args.out_dir, name=args.model.stem)
         print(f"{args.model.name}: wrote {args.out_dir}/model.c, model.h, model.json; {len(report['ops'])} ops, "
               f"arena {report['arena_bytes']} B, weights {report['weights_bytes']} B")

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from elftools.elf.elffile import ELFFile
 
+from unpu.codegen import generate
 from unpu.codegen.emit import KERNELS_DIR
 
 BUILD_TIMEOUT_S = 600
@@ -91,8 +93,6 @@ def build(out_dir: Path, kernels_dir: Path | None = None, cc: str = "gcc") -> tu
 
 def text_bytes(sources: list[Path], include: list[Path], cc: str = "gcc") -> int:
     """Size of the .text sections of `sources` compiled with CFLAGS (read with pyelftools)."""
-    from elftools.elf.elffile import ELFFile
-
     total = 0
     with tempfile.TemporaryDirectory(prefix="unpu_size_") as tmp:
         for src in sources:
@@ -153,8 +153,6 @@ def verify(data: bytes, n_inputs: int = 20, seed: int = 0, kernels_dir: Path | N
            workdir: Path | None = None, name: str = "model") -> VerifyResult:
     """Generate, build natively and compare with LiteRT BUILTIN_REF on n_inputs random inputs.
     CodegenError if the model cannot be generated, BuildError if it does not build or run."""
-    from unpu.codegen import generate
-
     with tempfile.TemporaryDirectory(prefix="unpu_codegen_") as tmp:
         out_dir = Path(workdir) if workdir is not None else Path(tmp)
         report = generate(data, out_dir, name=name)

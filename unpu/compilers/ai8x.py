@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from unpu.graph import _DTYPES, inspect_tflite
+
 AI8XIZE_TIMEOUT_S = 1800
 CHECKPOINT_SCRIPT = Path(__file__).with_name("ai8x_checkpoint.py")
 ARCH = "unpu"
@@ -103,8 +105,6 @@ class _Graph:
     def __init__(self, data: bytes) -> None:
         from ai_edge_litert import schema_py_generated as schema
 
-        from unpu.graph import inspect_tflite
-
         self.info = inspect_tflite(data)
         self.model = schema.ModelT.InitFromPackedBuf(bytes(data), 0)
         self.sub = self.model.subgraphs[0]
@@ -127,8 +127,6 @@ class _Graph:
         buf = self.model.buffers[tensor.buffer]
         if buf.data is None or not len(buf.data):
             return None
-        from unpu.graph import _DTYPES
-
         raw = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), dtype=_DTYPES[tensor.type]).reshape(self.shape(t))
         q = tensor.quantization
         if q is None or q.scale is None or not len(q.scale):
@@ -140,13 +138,6 @@ class _Graph:
         if scale.size > 1:
             bshape[axis] = scale.size
         return (raw.astype(np.float64) - zero.reshape(bshape if zero.size > 1 else [1] * raw.ndim)) * scale.reshape(bshape)
-
-
-def device_from_board(board) -> Device:
-    ai8x, mem = board.ai8x, board.memory
-    return Device(name=str(ai8x.device), weight_bytes=int(mem.npu_weight_bytes), bias_bytes=int(mem.npu_bias_bytes),
-                  data_instance_bytes=int(mem.npu_data_bytes) // 16, max_layers=int(ai8x.max_layers),
-                  max_channels=int(ai8x.max_channels), max_dim=int(ai8x.max_dim), depthwise=bool(ai8x.depthwise))
 
 
 def lower(data: bytes, device: Device) -> Lowered:

@@ -5,8 +5,8 @@ whose runner (firmware/harness/runner_tflm.cc) registers a fixed set of operator
 component `espressif/esp-tflite-micro` replaces seven of TFLM's kernels with ESP-NN ones. What this
 module knows, and where it comes from:
 
-- The operators the runner registers (`runner_ops`, read from runner_tflm.cc itself); a model with
-  any other operator cannot run.
+- The operators the runner registers (unpu.boards.tflm_firmware.runner_ops, read from
+  runner_tflm.cc itself); a model with any other operator cannot run.
 - The operators with ESP-NN kernels (`ESP_NN_OPS`): the files in esp-tflite-micro's
   tensorflow/lite/micro/kernels/esp_nn/ (github.com/espressif/esp-tflite-micro, commit 99f49e1,
   component 1.4.0); the others run TFLM's reference kernels (tag `esp.reference_ops`).
@@ -25,23 +25,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-RUNNER = REPO / "firmware" / "harness" / "runner_tflm.cc"
 TARGET = "esp32s3"
 MIN_IDF = (5, 1)           # esp-tflite-micro 1.4.0's idf_component.yml: idf >= 5.1
 APP_OFFSET = 0x10000       # the first app partition (ESP-IDF's default partition tables put it there)
 PARTITION_TABLE_OFFSET = 0x8000
 
-# TFLM MicroMutableOpResolver::Add*() -> the TFLite builtin it registers
-RESOLVER_METHODS = {
-    "Conv2D": "CONV_2D", "DepthwiseConv2D": "DEPTHWISE_CONV_2D", "FullyConnected": "FULLY_CONNECTED",
-    "Add": "ADD", "Mul": "MUL", "AveragePool2D": "AVERAGE_POOL_2D", "MaxPool2D": "MAX_POOL_2D",
-    "Mean": "MEAN", "Reshape": "RESHAPE", "Softmax": "SOFTMAX", "Logistic": "LOGISTIC",
-    "Quantize": "QUANTIZE", "Dequantize": "DEQUANTIZE", "Pad": "PAD", "PadV2": "PADV2",
-    "Concatenation": "CONCATENATION", "Slice": "SLICE", "StridedSlice": "STRIDED_SLICE",
-    "Transpose": "TRANSPOSE", "Relu": "RELU", "Relu6": "RELU6", "HardSwish": "HARD_SWISH",
-    "LeakyRelu": "LEAKY_RELU", "Sub": "SUB", "EthosU": "CUSTOM:ethos-u",
-}
 # esp-tflite-micro kernels/esp_nn/{add,conv,depthwise_conv,fully_connected,mul,pooling,softmax}.cc
 ESP_NN_OPS = frozenset({"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MUL", "AVERAGE_POOL_2D",
                         "MAX_POOL_2D", "SOFTMAX"})
@@ -52,17 +40,6 @@ class EspError(RuntimeError):
 
 
 # -- operator support ------------------------------------------------------------------------------
-def runner_ops(source: str | None = None, ethosu: bool = False) -> frozenset[str]:
-    """The builtins runner_tflm.cc registers (without the Ethos-U operator unless `ethosu`)."""
-    text = RUNNER.read_text() if source is None else source
-    methods = re.findall(r"resolver\.Add(\w+)\(\)", text)
-    unknown = [m for m in methods if m not in RESOLVER_METHODS]
-    if unknown:
-        raise EspError(f"runner_tflm.cc registers operators unpu cannot name: {', '.join(unknown)}")
-    ops = {RESOLVER_METHODS[m] for m in methods}
-    return frozenset(ops if ethosu else ops - {"CUSTOM:ethos-u"})
-
-
 def unsupported_layers(ops, supported: frozenset[str]) -> list[str]:
     """`#<index> <OP>` for every operator of the graph the runner does not register."""
     return [f"#{op.index} {op.op}" for op in ops if op.op not in supported]

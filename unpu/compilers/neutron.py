@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unpu.cache import file_digest, source_digest
+from unpu.graph import inspect_tflite
+
 log = logging.getLogger(__name__)
 
 NEUTRON_OP = "CUSTOM:NeutronGraph"
@@ -31,7 +34,6 @@ CONVERT_TIMEOUT_S = 900
 VERSION_TIMEOUT_S = 60
 DOC_URL = ("https://www.nxp.com/design/design-center/software/eiq-ai-development-environment/"
            "eiq-toolkit-for-end-to-end-model-development-and-deployment:EIQ-TOOLKIT")
-_DTYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8}   # TFLite TensorType -> bytes
 
 
 class NeutronError(RuntimeError):
@@ -142,13 +144,7 @@ def _last_line(console: str) -> str:
 
 def parse_converted(tflite: bytes) -> NeutronReport:
     """The NPU/CPU split and Neutron buffer sizes of a converted model (subgraph 0)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    from unpu.graph import inspect_tflite
-
     info = inspect_tflite(tflite)
-    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
-    tensors = model.subgraphs[0].tensors
     sizes = {"microcode": 0, "weights": 0, "kernels": 0}
     scratch = 0
     for op in info.ops:
@@ -158,36 +154,18 @@ def parse_converted(tflite: bytes) -> NeutronReport:
             raise NeutronError(f"NeutronGraph operator {op.index} has {len(op.inputs)} inputs; NXP's kernel needs "
                                "microcode, weights and kernels as its last three")
         for name, index in zip(("microcode", "weights", "kernels"), op.inputs[-3:]):
-            sizes[name] += _constant_bytes(model, tensors, index)
-        scratch = max(scratch, _tensor_bytes(tensors[op.outputs[-1]]))
+            sizes[name] += info.tensors[index].data_bytes if index >= 0 else 0
+        scratch = max(scratch, info.tensors[op.outputs[-1]].nbytes)
     return NeutronReport(neutron_graphs=sum(op.op == NEUTRON_OP for op in info.ops),
                          cpu_ops=[op.op for op in info.ops if op.op != NEUTRON_OP],
                          microcode_bytes=sizes["microcode"], weights_bytes=sizes["weights"],
                          kernels_bytes=sizes["kernels"], scratch_bytes=scratch, model_bytes=len(tflite))
 
 
-def _constant_bytes(model, tensors, index: int) -> int:
-    if index < 0:
-        return 0
-    buffer = model.buffers[tensors[index].buffer]
-    if buffer.data is not None and len(buffer.data):
-        return len(buffer.data)
-    return int(buffer.size or 0)   # large models keep buffers outside the flatbuffer (offset/size)
-
-
-def _tensor_bytes(tensor) -> int:
-    count = 1
-    for dim in (tensor.shape if tensor.shape is not None else []):
-        count *= max(int(dim), 1)
-    return count * _DTYPE_BYTES.get(int(tensor.type), 4)
-
-
 # -- cached compile --------------------------------------------------------------------------------
 
 def compile_model(exe: str, model: Path, model_digest: str, options: NeutronOptions, cache) -> NeutronResult:
     """The converter on (model, options), cached by model digest, options, converter version and this code."""
-    from unpu.cache import file_digest, source_digest
-
     version = converter_version(exe)
     parts = {"model": model_digest, "options": options.key(), "converter": version,
              "converter_digest": file_digest(exe) if version == "unknown" else None,

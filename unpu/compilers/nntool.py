@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from unpu.boards.base import BoardError
+from unpu.errors import ToolError
 
 NNTOOL_TIMEOUT_S = 900
 NNTOOL_MIN_VERSION = (4, 0)
@@ -40,24 +40,25 @@ class NNToolOptions:
     monitor_cycles: bool = True
 
 
+# ModelFiles' files: (attribute, name under the model directory; {p} is the model's prefix)
+MODEL_FILES = (("tflite", "{p}.tflite"), ("script", "nntool_script"), ("state", "{p}.json"), ("tensors", "tensors"),
+               ("kernels_c", "{p}Kernels.c"), ("kernels_h", "{p}Kernels.h"), ("weights", "{p}_L3_Flash_Const.dat"))
+
+
 @dataclass(frozen=True)
 class ModelFiles:
-    """Where steps 1-3 put their outputs, all under one model directory."""
+    """Where steps 1-3 put their outputs, all under one model directory: `files.tflite`,
+    `.script`, `.state`, `.tensors`, `.kernels_c`, `.kernels_h`, `.weights` (MODEL_FILES), and the
+    names the AutoTiler model's sources get inside it (`.at_model`, `.info_header`)."""
 
     directory: Path
     prefix: str = PREFIX
 
-    @property
-    def tflite(self) -> Path:
-        return self.directory / f"{self.prefix}.tflite"
-
-    @property
-    def script(self) -> Path:
-        return self.directory / "nntool_script"
-
-    @property
-    def state(self) -> Path:
-        return self.directory / f"{self.prefix}.json"
+    def __getattr__(self, name: str) -> Path:
+        for attribute, pattern in MODEL_FILES:
+            if attribute == name:
+                return self.directory / pattern.format(p=self.prefix)
+        raise AttributeError(name)
 
     @property
     def at_model(self) -> str:
@@ -66,22 +67,6 @@ class ModelFiles:
     @property
     def info_header(self) -> str:
         return f"{self.prefix}Info.h"
-
-    @property
-    def tensors(self) -> Path:
-        return self.directory / "tensors"
-
-    @property
-    def kernels_c(self) -> Path:
-        return self.directory / f"{self.prefix}Kernels.c"
-
-    @property
-    def kernels_h(self) -> Path:
-        return self.directory / f"{self.prefix}Kernels.h"
-
-    @property
-    def weights(self) -> Path:
-        return self.directory / f"{self.prefix}_L3_Flash_Const.dat"
 
 
 def nntool_script(opts: NNToolOptions) -> str:
@@ -113,7 +98,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     """`nntool -v` prints `NNTOOL Version 4.1` (gap_sdk tools/nntool/scripts/nntool)."""
     match = re.search(r"NNTOOL Version (\d+(?:\.\d+)*)", text)
     if not match:
-        raise BoardError(f"nntool -v printed no version: {text.strip()[:200]!r}")
+        raise ToolError(f"nntool -v printed no version: {text.strip()[:200]!r}")
     return tuple(int(part) for part in match.group(1).split("."))
 
 
@@ -121,7 +106,7 @@ def check_version(text: str) -> str:
     version = parse_version(text)
     if version < NNTOOL_MIN_VERSION:
         need = ".".join(map(str, NNTOOL_MIN_VERSION))
-        raise BoardError(f"NNTool {'.'.join(map(str, version))} is too old: unpu's script needs NNTool >= {need} "
+        raise ToolError(f"NNTool {'.'.join(map(str, version))} is too old: unpu's script needs NNTool >= {need} "
                          f"(gap_sdk 4.x, https://github.com/GreenWaves-Technologies/gap_sdk)")
     return ".".join(map(str, version))
 

@@ -24,7 +24,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unpu.boards.base import BoardError
+from unpu.cache import source_digest
+from unpu.compilers import Compiled
+from unpu.errors import ToolError
+from unpu.tools import run_logged, tool_version
 
 STEDGEAI_URL = "https://www.st.com/en/development-tools/stedgeai-core.html"
 MIN_VERSION = (2, 0, 0)            # STM32N6 (Neural-ART) support and the st-ai C API
@@ -48,11 +51,11 @@ def find_stedgeai(env_var: str = "STEDGEAI_CORE_DIR") -> str:
         exe = Path(root).expanduser() / "Utilities" / host / "stedgeai"
         if exe.is_file() and os.access(exe, os.X_OK):
             return str(exe)
-        raise BoardError(f"{env_var}={root} has no executable Utilities/{host}/stedgeai: point it at the "
+        raise ToolError(f"{env_var}={root} has no executable Utilities/{host}/stedgeai: point it at the "
                          f"ST Edge AI Core installation ({STEDGEAI_URL})")
     found = shutil.which("stedgeai")
     if found is None:
-        raise BoardError(f"stedgeai not found ({env_var} unset, not on PATH): install ST Edge AI Core "
+        raise ToolError(f"stedgeai not found ({env_var} unset, not on PATH): install ST Edge AI Core "
                          f"({STEDGEAI_URL}) and set {env_var}")
     return found
 
@@ -64,12 +67,11 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
 
 def check_version(exe: str) -> str:
     """`stedgeai --version`, which must be at least MIN_VERSION; the version as x.y.z."""
-    from unpu.boards.toolchain import tool_version
 
     version = tool_version([exe, "--version"], r"ST Edge AI Core v(\d+\.\d+\.\d+)", "stedgeai")
     if tuple(int(p) for p in version.split(".")) < MIN_VERSION:
         need = ".".join(map(str, MIN_VERSION))
-        raise BoardError(f"stedgeai {version} is too old: unpu needs ST Edge AI Core >= {need} ({STEDGEAI_URL})")
+        raise ToolError(f"stedgeai {version} is too old: unpu needs ST Edge AI Core >= {need} ({STEDGEAI_URL})")
     return version
 
 
@@ -191,12 +193,11 @@ def parse_report(text: str) -> StEdgeAiReport:
 # -- generate ---------------------------------------------------------------------------------------
 
 @dataclass
-class StEdgeAiResult:
-    out_dir: Path                # --output: generated C files, report, memory initializers
+class StEdgeAiResult(Compiled):
+    """out_dir: stedgeai's --output (generated C files, report, memory initializers)."""
+
     report: StEdgeAiReport
-    version: str
     options: StEdgeAiOptions
-    cache_hit: bool = False
 
     @property
     def report_path(self) -> Path:
@@ -216,7 +217,6 @@ class StEdgeAiResult:
 
 def run_generate(exe: str, model: Path, options: StEdgeAiOptions, root: Path, version: str) -> StEdgeAiResult:
     """`stedgeai generate` into root/output (workspace root/workspace); the report must be there."""
-    from unpu.boards.toolchain import run_logged
 
     out, ws = root / "output", root / "workspace"
     out.mkdir(parents=True, exist_ok=True)
@@ -224,14 +224,13 @@ def run_generate(exe: str, model: Path, options: StEdgeAiOptions, root: Path, ve
                f"stedgeai generate --target {options.target}", GENERATE_TIMEOUT_S)
     report_path = out / f"{options.name}_generate_report.txt"
     if not report_path.is_file():
-        raise BoardError(f"stedgeai generate wrote no {report_path.name} in {out}")
-    return StEdgeAiResult(out, parse_report(report_path.read_text(errors="replace")), version, options)
+        raise ToolError(f"stedgeai generate wrote no {report_path.name} in {out}")
+    return StEdgeAiResult(out, version, parse_report(report_path.read_text(errors="replace")), options)
 
 
 def generate_cached(exe: str, model: Path, model_digest: str, options: StEdgeAiOptions, version: str,
                     cache) -> StEdgeAiResult:
     """run_generate, cached by model, options and tool version."""
-    from unpu.cache import source_digest
 
     parts = {"model": model_digest, "options": repr(options), "version": version,
              "code": source_digest("unpu.compilers.stedgeai")}
@@ -241,7 +240,6 @@ def generate_cached(exe: str, model: Path, model_digest: str, options: StEdgeAiO
         return {"version": version}
 
     entry = cache.get_or_make("stedgeai", parts, make)
-    result = StEdgeAiResult(entry.path / "output",
-                            parse_report((entry.path / "output" / f"{options.name}_generate_report.txt").read_text(errors="replace")),
-                            version, options, cache_hit=entry.hit)
-    return result
+    report = entry.path / "output" / f"{options.name}_generate_report.txt"
+    return StEdgeAiResult(entry.path / "output", version, parse_report(report.read_text(errors="replace")), options,
+                          cache_hit=entry.hit)

@@ -31,6 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from unpu.cache import bytes_digest
+from unpu.compilers import Compiled
+from unpu.errors import ToolError
+from unpu.tools import run_logged
+
 log = logging.getLogger(__name__)
 
 URL = "https://github.com/sophgo/tpu-mlir"
@@ -192,20 +199,18 @@ class TpuMlirOptions:
 
 
 @dataclass
-class TpuMlirResult:
-    out_dir: Path
+class TpuMlirResult(Compiled):
     cvimodel: Path
     info: CviModelInfo
-    version: str
-    cache_hit: bool = False
 
     @property
     def log(self) -> Path:
         return self.out_dir / "tpu_mlir.log"
 
     def metrics(self) -> dict[str, float]:
-        out = {"memory/ion": float(self.info.ion_bytes or 0),
-               "memory/model_compiled": float(self.cvimodel.stat().st_size)}
+        out = {"memory/model_compiled": float(self.cvimodel.stat().st_size)}
+        if self.info.ion_bytes is not None:   # model_tool printed it; no line means unknown, not 0
+            out["memory/ion"] = float(self.info.ion_bytes)
         if "weight" in self.info.sections:
             out["memory/npu_weights"] = float(self.info.sections["weight"])
         if "cmdbuf" in self.info.sections:
@@ -224,10 +229,6 @@ class TpuMlirResult:
 
 def run_flow(tflite: Path, calibration, out: Path, tools: dict[str, str], opts: TpuMlirOptions) -> CviModelInfo:
     """Steps 1-5 in `out` (TPU-MLIR writes its intermediate files to its working directory)."""
-    from unpu.boards.base import BoardError
-    from unpu.boards.toolchain import run_logged
-
-    import numpy as np
 
     name = re.sub(r"[^A-Za-z0-9_]", "_", tflite.stem) or "model"
     onnx, mlir, table = out / f"{name}.onnx", out / f"{name}.mlir", out / f"{name}_cali_table"
@@ -245,7 +246,7 @@ def run_flow(tflite: Path, calibration, out: Path, tools: dict[str, str], opts: 
             run_logged(cmd, logfile, what, STEP_TIMEOUT_S, cwd=out)
         text = run_logged(info_command(tools, out / "model.cvimodel"), logfile, "TPU-MLIR model_tool --info",
                           HELP_TIMEOUT_S, cwd=out)
-    except BoardError as exc:
+    except ToolError as exc:
         raise TpuMlirError(_with_unsupported(str(exc), logfile)) from None
     return parse_model_info(text)
 
@@ -260,9 +261,6 @@ def _with_unsupported(message: str, logfile: Path) -> str:
 def compile_model(tflite: Path, digest: str, calibration, opts: TpuMlirOptions, tools: dict[str, str],
                   version: str, cache) -> TpuMlirResult:
     """The .cvimodel for this model and calibration set, cached by content."""
-    from unpu.cache import bytes_digest
-
-    import numpy as np
 
     parts = {"model": digest, "options": opts.key(), "tpu_mlir": version,
              "calibration": bytes_digest(np.ascontiguousarray(calibration, dtype=np.float32).tobytes()),
@@ -277,4 +275,4 @@ def compile_model(tflite: Path, digest: str, calibration, opts: TpuMlirOptions, 
 
     entry = cache.get_or_make("tpu_mlir", parts, make)
     info = CviModelInfo(**entry.meta()["info"])
-    return TpuMlirResult(entry.path, entry.file("model.cvimodel"), info, version, entry.hit)
+    return TpuMlirResult(entry.path, version, entry.file("model.cvimodel"), info, cache_hit=entry.hit)

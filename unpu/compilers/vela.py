@@ -6,13 +6,14 @@ unpu compiles twice when the board's NPU clock differs from the clock of Vela's 
 once with a system config that is Vela's own with `core_clock` set to the board's clock (the
 estimate unpu reports, memory bandwidths scale with it as Vela models them), once as Vela ships
 it (recorded beside it, so the gap is visible). Each compile has its own output directory, as the
-summary file name omits the accelerator (shared/REFERENCE.md §4).
+summary file name omits the accelerator (docs/tool-facts.md).
 """
 
 from __future__ import annotations
 
 import configparser
 import csv
+import importlib.util
 import logging
 import re
 import subprocess
@@ -22,6 +23,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from unpu.cache import source_digest
+
 log = logging.getLogger(__name__)
 
 VELA_TIMEOUT_S = 600
@@ -29,7 +32,7 @@ KIB = 1024
 ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",
                 "ethos-u65-512", "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024",
                 "ethos-u85-2048")
-# Vela's own defaults when no system config / memory mode is named (REFERENCE §4).
+# Vela's own defaults when no system config / memory mode is named (docs/tool-facts.md).
 DEFAULT_SYSTEM = {"ethos-u55": ("Ethos_U55_High_End_Embedded", "Shared_Sram"),
                   "ethos-u65": ("Ethos_U65_Client_Server", "Dedicated_Sram_384KB"),
                   "ethos-u85": ("Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram_384KB")}
@@ -167,8 +170,6 @@ def _system_section(options: VelaOptions, name: str) -> dict[str, str]:
 
 
 def _vela_ini() -> str:
-    import importlib.util
-
     spec = importlib.util.find_spec("ethosu.vela")  # `ethosu` itself is a namespace package
     return str(Path(spec.origin).parent.parent / "config_files" / "Arm" / "vela.ini")
 
@@ -248,8 +249,6 @@ def _operator_split(console: str, layers: list[dict[str, str]]) -> tuple[int, in
 
 def compile_model(model: Path, model_digest: str, options: VelaOptions, cache) -> VelaResult:
     """Vela for (model, options), cached; the second, Vela-default-clock run only when it differs."""
-    from unpu.cache import source_digest
-
     parts = {"model": model_digest, "options": options.key(), "vela": vela_version(),
              "code": source_digest("unpu.compilers.vela")}
 

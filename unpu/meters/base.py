@@ -13,6 +13,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from unpu.meters.plot import plot_trace
+from unpu.meters.trace import TraceError, analyze, write_jls
+
 STAGES = ("init", "input", "inference", "output", "post")
 
 
@@ -55,9 +58,6 @@ class Meter:
     def finish(self, trace, ctx: EnergyContext, iterations: int | None = None,
                write: bool = True) -> EnergyResult:
         """Analyse a trace the way `python -m unpu.meters.trace` does, and keep the file and a plot."""
-        from unpu.meters.plot import plot_trace
-        from unpu.meters.trace import TraceError, analyze, write_jls
-
         path = ctx.workdir / "energy" / "trace.jls"
         path.parent.mkdir(parents=True, exist_ok=True)
         if write:

@@ -1,4 +1,4 @@
-"""meter=joulescope: a live capture with a Joulescope JS220/JS110 (joulescope v1 API, REFERENCE §7).
+"""meter=joulescope: a live capture with a Joulescope JS220/JS110 (joulescope v1 API, docs/tool-facts.md).
 
 Wiring: the Joulescope in series with the board's supply; GPI0 to the firmware's timestamp pin,
 GPI1 to its stage pin (docs/protocol.md). One extra window per run, after the latency windows:
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from unpu.meters.base import EnergyContext, EnergyResult, Meter, MeterError
+from unpu.meters.trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def parameter_plan(meter) -> list[tuple[str, Any]]:
 
 def trace_from_samples(data: dict, sample_rate: float, meta: dict[str, Any]):
     """A Trace from the v1 `samples_get` dict (signals → {'value': array})."""
-    from unpu.meters.trace import Trace
-
     signals = data["signals"]
     missing = [f for f in FIELDS if f not in signals]
     if missing:

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from unpu.meters.base import EnergyContext, EnergyResult, Meter, MeterError
+from unpu.meters.trace import TraceError, read_jls
 
 
 class RecordedTraceMeter(Meter):
@@ -27,8 +28,6 @@ class RecordedTraceMeter(Meter):
         return Path(str(self.meter.path))
 
     def preflight(self) -> None:
-        from unpu.meters.trace import TraceError, read_jls
-
         if not self.path.is_file():
             raise MeterError(f"meter=trace: no such file {self.path}")
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unpu.meters.base import STAGES, EnergyContext, EnergyResult, Meter, MeterError
+from unpu.meters.trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,6 @@ def window_segments(model: PowerModel, stage_s: dict[str, float], n: int, w: int
 def render(segments: list[Segment], rate: float, model: PowerModel, seed: int,
            min_width_s: float) -> tuple["object", list[str]]:
     """Sample the segments at `rate`: power, current = P/V with seeded noise, and the two pins."""
-    from unpu.meters.trace import Trace
-
     widened = sorted({s.name for s in segments if s.name in STAGES and s.seconds < min_width_s})
     seconds = np.array([max(s.seconds, min_width_s) for s in segments])
     counts = np.maximum(np.round(seconds * rate).astype(np.int64), 1)

@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from unpu import __version__
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +356,6 @@ def _json_clean(value: dict) -> dict:
 
 
 def _unpu_version() -> str:
-    from unpu import __version__
-
     return __version__
 
 
@@ -545,9 +547,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(path: Path, trace: Trace, report: EnergyReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     net = report.net_uj or {}
     table = Table(title=f"{path.name}: N = {report.iterations} timed inferences, W = {report.warmup} warm-ups, "
                         f"{trace.sample_rate:,.0f} S/s", title_justify="left")

@@ -6,6 +6,7 @@ import os
 import zipfile
 
 from unpu.graph import GraphError, inspect_tflite
+from unpu.models import quiet_tensorflow
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -58,8 +59,6 @@ def _load_tflite(path: str) -> bytes:
 
 
 def _load_keras(path: str) -> object:
-    from unpu.models import quiet_tensorflow
-
     quiet_tensorflow()
     import keras
 

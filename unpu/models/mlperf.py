@@ -1,4 +1,4 @@
-"""MLPerf Tiny reference models (REFERENCE.md §11), following the architectures of the
+"""MLPerf Tiny reference models (docs/models.md), following the architectures of the
 mlcommons/tiny reference training scripts (benchmark/training/*): same layers, kernel sizes,
 strides, biases and BatchNorm placement; weight regularizers are left out (training only).
 Every layer is named explicitly so the converted .tflite is reproducible within a process too.

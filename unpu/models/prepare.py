@@ -1,4 +1,4 @@
-"""Make an untrained model numerically sane before int8 calibration (REFERENCE.md §2).
+"""Make an untrained model numerically sane before int8 calibration (docs/tool-facts.md).
 
 Freshly initialised weights let activations shrink or grow layer after layer, so the int8
 scales degenerate (~1e-8) and both LiteRT (allocate_tensors) and TFLM (interpreter

@@ -1,4 +1,4 @@
-"""The seed project's five MAX78000-style models (REFERENCE.md §10).
+"""The seed project's five MAX78000-style models (docs/models.md).
 
 Conv + ReLU everywhere, 2×2/2 max pool fused before a conv, no BatchNorm, residual adds.
 Padding is "same" for k3 and "valid" for k1. Every layer is named explicitly so the converted
@@ -131,7 +131,7 @@ def yolov1() -> "keras.Model":
     """Tiny YOLOv1, 96×96×3 → 12×12×12 (2 classes, 2 boxes per cell); 40,700 parameters.
 
     The seed quotes ≈40,748: the 48 missing are exactly one bias per channel of the first three
-    (16-channel) convs, which REFERENCE.md lists as bias-free (the seed presumably counted
+    (16-channel) convs, which docs/models.md lists as bias-free (the seed presumably counted
     BatchNorm folded into a bias there).
     """
     import keras

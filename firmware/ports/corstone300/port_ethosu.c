@@ -1,8 +1,8 @@
 /*
- * Corstone-300 FVP additions to the shared SSE-300 port (../cmsdk_common, built with
- * CMSDK_PORT_NO_MAIN): main() that runs static C++ constructors first, and the Ethos-U55
- * interrupt. cmsdk_common's vector table has the 16 core exceptions only; the NPU's IRQ 56 needs a
- * longer table, so port_npu_irq_enable() copies it to RAM, adds the NPU entry and moves VTOR.
+ * Corstone-300 FVP additions to the Arm MPS2/MPS3 family port (../family/arm_mps): main() that
+ * runs static C++ constructors first (instead of common/main.c), and the Ethos-U55 interrupt. The
+ * family's vector table has the 16 core exceptions only; the NPU's IRQ 56 needs a longer table, so
+ * port_npu_irq_enable() copies it to RAM, adds the NPU entry and moves VTOR.
  */
 #include <stdint.h>
 #include <string.h>

@@ -9,6 +9,7 @@
  *   output    the output tensor -> int8 with the TFLite output scale/zero point, so `out%` is
  *             comparable with LiteRT's int8 output
  *   post      TFLite's int8 softmax (unpu_softmax_s8) when built with UNPU_POST_SOFTMAX
+ * (the input buffer, post stage and results are harness/runner_io.c's)
  * Defines (unpu_build.h): UNPU_INPUT_BYTES, UNPU_OUTPUT_BYTES, UNPU_IN_SCALE, UNPU_IN_ZP,
  * UNPU_OUT_SCALE, UNPU_OUT_ZP, UNPU_CVI_ION_BYTES (reported as the arena), UNPU_MODEL_ID.
  */
@@ -18,13 +19,8 @@
 
 #include "cviruntime.h"
 #include "unpu_runner.h"
-#ifdef UNPU_POST_SOFTMAX
-#include "unpu_kernels.h"
-#endif
+#include "unpu_runner_io.h"
 
-#ifndef UNPU_MODEL_ID
-#define UNPU_MODEL_ID "model"
-#endif
 #ifndef UNPU_CVI_ION_BYTES
 #define UNPU_CVI_ION_BYTES 0
 #endif
@@ -35,10 +31,10 @@ static CVI_MODEL_HANDLE model;
 static CVI_TENSOR *inputs, *outputs;
 static int32_t input_num, output_num;
 static uint8_t input_buffer[UNPU_INPUT_BYTES];
-static int8_t output_copy[UNPU_OUTPUT_BYTES];
-#ifdef UNPU_POST_SOFTMAX
-static int8_t post_output[UNPU_OUTPUT_BYTES];
-#endif
+static int8_t output_copy[UNPU_OUTPUT_BYTES], post_output[UNPU_POST_ROOM(UNPU_OUTPUT_BYTES)];
+
+unpu_runner_io_t unpu_runner_io = {input_buffer, UNPU_INPUT_BYTES, output_copy, post_output, UNPU_OUTPUT_BYTES,
+                                   UNPU_OUT_SCALE, UNPU_OUT_ZP};
 
 static int8_t saturate(long v) { return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v); }
 
@@ -54,10 +50,6 @@ int runner_init(void) {
         return 4;   /* the cvimodel is not this build's model */
     return 0;
 }
-
-uint32_t runner_input_size(void) { return UNPU_INPUT_BYTES; }
-
-uint8_t *runner_input_buffer(void) { return input_buffer; }
 
 int runner_load_input(const uint8_t *data, uint32_t len) {
     CVI_TENSOR *t = &inputs[0];
@@ -97,32 +89,5 @@ int runner_read_output(void) {
     }
     return 0;
 }
-
-int runner_post(void) {
-#ifdef UNPU_POST_SOFTMAX
-    const unpu_softmax_params_t p = {1, UNPU_OUTPUT_BYTES, UNPU_SOFTMAX_MULTIPLIER, UNPU_SOFTMAX_LEFT_SHIFT,
-                                     UNPU_SOFTMAX_DIFF_MIN, -128};
-    unpu_softmax_s8(&p, output_copy, post_output);
-#endif
-    return 0;
-}
-
-const uint8_t *runner_raw_output(uint32_t *len) {
-    *len = UNPU_OUTPUT_BYTES;
-    return (const uint8_t *)output_copy;
-}
-
-uint32_t runner_result_count(void) { return UNPU_OUTPUT_BYTES; }
-
-float runner_result(uint32_t index) {
-    if (index >= UNPU_OUTPUT_BYTES) return 0.0f;
-#ifdef UNPU_POST_SOFTMAX
-    return (float)(post_output[index] + 128) / 256.0f;
-#else
-    return (float)(output_copy[index] - UNPU_OUT_ZP) * UNPU_OUT_SCALE;
-#endif
-}
-
-const char *runner_model_id(void) { return UNPU_MODEL_ID; }
 
 uint32_t runner_arena_size(void) { return UNPU_CVI_ION_BYTES; }

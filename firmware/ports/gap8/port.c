@@ -6,8 +6,9 @@
  * second channel). Reception keeps two 1-byte uDMA reads queued, so a byte that arrives while the
  * harness handles the previous one lands in the second transfer. uDMA buffers live in L2 (PI_L2).
  * Timer: PMSIS's PI_PERF_CYCLES on the FC, which counts FC clock cycles including those the FC
- * sleeps while the cluster works (a 32-bit timer, extended to 64 bits here); its rate is
- * pi_freq_get(PI_FREQ_DOMAIN_FC), reported by info% with the name "fc_cycles".
+ * sleeps while the cluster works (a 32-bit timer, extended to 64 bits by common/ticks64.h); its
+ * rate is pi_freq_get(PI_FREQ_DOMAIN_FC), reported by info% with the name "fc_cycles"; the delay is
+ * common/port_defaults.c's busy-wait on it.
  * Pins (docs/protocol.md): timestamp and stage on GPIOs UNPU_GAP_PIN_TIMESTAMP / _STAGE, their pads
  * switched to the GPIO function. idle: pi_time_wait_us in <= 1 s steps (the FC sleeps until the
  * timer event), reading the cycle counter between steps so that its 32 bits never wrap unseen.
@@ -16,6 +17,7 @@
 
 #include "pmsis.h"
 
+#include "ticks64.h"
 #include "unpu_harness.h"
 #include "unpu_port.h"
 
@@ -40,8 +42,7 @@ static PI_L2 uint8_t tx_buf[TX_CHUNK];
 static pi_task_t rx_task[2];
 static int rx_next;
 static uint32_t fc_hz;
-static uint32_t cycles_last;
-static uint64_t cycles_high;
+static unpu_ticks_t cycles;
 
 static void rx_arm(int slot)
 {
@@ -103,24 +104,10 @@ void port_uart_write(const uint8_t *data, uint32_t len)
     }
 }
 
-uint64_t port_timer_ticks(void)
-{
-    const uint32_t now = pi_perf_read(PI_PERF_CYCLES);
-    if (now < cycles_last)
-        cycles_high += 1ull << 32;
-    cycles_last = now;
-    return cycles_high + now;
-}
+uint64_t port_timer_ticks(void) { return unpu_ticks_extend(&cycles, (uint32_t)pi_perf_read(PI_PERF_CYCLES)); }
 
 uint32_t port_timer_hz(void) { return fc_hz; }
 const char *port_timer_name(void) { return "fc_cycles"; }
-
-void port_delay_us(uint32_t us)
-{
-    const uint64_t end = port_timer_ticks() + ((uint64_t)us * fc_hz + 999999u) / 1000000u;
-    while (port_timer_ticks() < end) {
-    }
-}
 
 void port_idle_us(uint32_t us)
 {

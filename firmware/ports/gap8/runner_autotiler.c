@@ -19,19 +19,15 @@
  *   UNPU_OUTPUT_SCALE, UNPU_OUTPUT_ZERO_POINT        the output's quantization (m-results-[...])
  *   UNPU_GAP_ARENA_BYTES                             L2 the generated code allocates (info%)
  *   UNPU_MODEL_ID, UNPU_POST_SOFTMAX and its parameters as for the other runners
+ * The input buffer, post stage and results are harness/runner_io.c's.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "gap_cluster.h"
 #include "unpu_runner.h"
-#ifdef UNPU_POST_SOFTMAX
-#include "unpu_kernels.h"
-#endif
+#include "unpu_runner_io.h"
 
-#ifndef UNPU_MODEL_ID
-#define UNPU_MODEL_ID "model"
-#endif
 #ifndef UNPU_GAP_ARENA_BYTES
 #define UNPU_GAP_ARENA_BYTES 0
 #endif
@@ -50,32 +46,26 @@ static int16_t net_output[UNPU_GAP_OUTPUT_BYTES] __attribute__((aligned(4)));   
 static int8_t net_output[UNPU_GAP_OUTPUT_BYTES] __attribute__((aligned(4)));
 #endif
 static int8_t output_copy[UNPU_GAP_OUTPUT_BYTES] __attribute__((aligned(4)));
-#ifdef UNPU_POST_SOFTMAX
-static int8_t post_output[UNPU_GAP_OUTPUT_BYTES];
-#endif
+static int8_t post_output[UNPU_POST_ROOM(UNPU_GAP_OUTPUT_BYTES)];
 static int constructed;
 
-#ifdef UNPU_GAP_IN_C
-/* dst[c][y][x] = src[y][x][c] */
-static void hwc_to_chw(int8_t *dst, const int8_t *src, uint32_t h, uint32_t w, uint32_t c)
+unpu_runner_io_t unpu_runner_io = {input_buffer, UNPU_GAP_INPUT_BYTES, output_copy, post_output, UNPU_GAP_OUTPUT_BYTES,
+                                   UNPU_OUTPUT_SCALE, UNPU_OUTPUT_ZERO_POINT};
+
+#if defined(UNPU_GAP_IN_C) || defined(UNPU_GAP_OUT_C)
+/* Between the model's HWC order and the network's CHW: chw[c][y][x] = hwc[y][x][c], or back. */
+static void transpose(int8_t *dst, const int8_t *src, uint32_t h, uint32_t w, uint32_t c, int to_chw)
 {
     uint32_t y, x, k;
     for (y = 0; y < h; ++y)
         for (x = 0; x < w; ++x)
-            for (k = 0; k < c; ++k)
-                dst[(k * h + y) * w + x] = src[(y * w + x) * c + k];
-}
-#endif
-
-#ifdef UNPU_GAP_OUT_C
-/* dst[y][x][c] = src[c][y][x] */
-static void chw_to_hwc(int8_t *dst, const int8_t *src, uint32_t h, uint32_t w, uint32_t c)
-{
-    uint32_t y, x, k;
-    for (k = 0; k < c; ++k)
-        for (y = 0; y < h; ++y)
-            for (x = 0; x < w; ++x)
-                dst[(y * w + x) * c + k] = src[(k * h + y) * w + x];
+            for (k = 0; k < c; ++k) {
+                const uint32_t hwc = (y * w + x) * c + k, chw = (k * h + y) * w + x;
+                if (to_chw)
+                    dst[chw] = src[hwc];
+                else
+                    dst[hwc] = src[chw];
+            }
 }
 #endif
 
@@ -93,16 +83,12 @@ int runner_init(void)
     return 0;
 }
 
-uint32_t runner_input_size(void) { return UNPU_GAP_INPUT_BYTES; }
-
-uint8_t *runner_input_buffer(void) { return input_buffer; }
-
 int runner_load_input(const uint8_t *data, uint32_t len)
 {
     if (len != UNPU_GAP_INPUT_BYTES)
         return -1;
 #ifdef UNPU_GAP_IN_C
-    hwc_to_chw(net_input, (const int8_t *)data, UNPU_GAP_IN_H, UNPU_GAP_IN_W, UNPU_GAP_IN_C);
+    transpose(net_input, (const int8_t *)data, UNPU_GAP_IN_H, UNPU_GAP_IN_W, UNPU_GAP_IN_C, 1);
 #else
     memcpy(net_input, data, len);
 #endif
@@ -128,42 +114,11 @@ int runner_read_output(void)
 #if defined(UNPU_GAP_OUTPUT_Q15)
     q15_to_int8(output_copy, net_output, UNPU_GAP_OUTPUT_BYTES);
 #elif defined(UNPU_GAP_OUT_C)
-    chw_to_hwc(output_copy, net_output, UNPU_GAP_OUT_H, UNPU_GAP_OUT_W, UNPU_GAP_OUT_C);
+    transpose(output_copy, net_output, UNPU_GAP_OUT_H, UNPU_GAP_OUT_W, UNPU_GAP_OUT_C, 0);
 #else
     memcpy(output_copy, net_output, sizeof output_copy);
 #endif
     return 0;
 }
-
-int runner_post(void)
-{
-#ifdef UNPU_POST_SOFTMAX
-    const unpu_softmax_params_t p = {1, (int32_t)UNPU_GAP_OUTPUT_BYTES, UNPU_SOFTMAX_MULTIPLIER,
-                                     UNPU_SOFTMAX_LEFT_SHIFT, UNPU_SOFTMAX_DIFF_MIN, -128};
-    unpu_softmax_s8(&p, output_copy, post_output);
-#endif
-    return 0;
-}
-
-const uint8_t *runner_raw_output(uint32_t *len)
-{
-    *len = UNPU_GAP_OUTPUT_BYTES;
-    return (const uint8_t *)output_copy;
-}
-
-uint32_t runner_result_count(void) { return UNPU_GAP_OUTPUT_BYTES; }
-
-float runner_result(uint32_t index)
-{
-    if (index >= UNPU_GAP_OUTPUT_BYTES)
-        return 0.0f;
-#ifdef UNPU_POST_SOFTMAX
-    return (float)(post_output[index] + 128) / 256.0f;
-#else
-    return (float)(output_copy[index] - UNPU_OUTPUT_ZERO_POINT) * UNPU_OUTPUT_SCALE;
-#endif
-}
-
-const char *runner_model_id(void) { return UNPU_MODEL_ID; }
 
 uint32_t runner_arena_size(void) { return UNPU_GAP_ARENA_BYTES; }

@@ -1,7 +1,7 @@
 # The unpu benchmark firmware as a WE2 SDK scenario app (read by EPII_CM55M_APP_S's make through
 # app/scenario_app/scenario_app.mk; firmware/ports/hxwe2/Makefile passes UNPU_FW_ROOT and UNPU_CFLAGS).
 override SCENARIO_APP_SUPPORT_LIST := $(APP_TYPE)
-SCENARIO_APP_INCDIR += $(UNPU_FW_ROOT)/harness $(UNPU_FW_ROOT)/kernels $(UNPU_FW_ROOT)/kernels/ref
+SCENARIO_APP_INCDIR += $(UNPU_FW_ROOT)/harness $(UNPU_FW_ROOT)/kernels $(UNPU_FW_ROOT)/kernels/ref $(UNPU_FW_ROOT)/ports/common
 APPL_DEFINES += -DUNPU_BENCH -DUNPU_ETHOSU -DUNPU_PMU -DUNPU_ETHOSU_BASE=0x53020000 -DUNPU_ETHOSU_SECURE=1 \
                 -DUNPU_ETHOSU_PRIVILEGED=1 '-DUNPU_ARENA_ATTR=__attribute__((section(".bss.NoInit.unpu_arena")))' \
                 $(UNPU_CFLAGS)

@@ -1,17 +1,19 @@
 /*
  * unpu_port.h for the MAX78000 / MAX78002 (Cortex-M4F) over the MSDK peripheral drivers and BSP
- * (TARGET/BOARD chosen by the MSDK make system). Needs the MSDK headers; the timer half is in
- * port_core.c.
+ * (TARGET/BOARD chosen by the MSDK make system). Needs the MSDK headers.
  *
  * Clock: the 100 MHz (MAX78000) / 120 MHz (MAX78002) internal primary oscillator (IPO), as the
  * ai8x-synthesis examples select it. UART: the BSP's console UART (CONSOLE_UART, set up by
  * Board_Init at CONSOLE_BAUD = 115200 8N1), polled. Pins: two GPIO outputs (docs/protocol.md
  * "Pins"), UNPU_PIN_TS_PORT/PIN and UNPU_PIN_STAGE_PORT/PIN (board YAML `pins:`).
+ * Timer: the DWT cycle counter (common/port_dwt.c) at the core clock, SystemCoreClock (the MSDK's
+ * system file keeps it up to date). Idle: a busy-wait on it (common/port_defaults.c), as no timer
+ * wake-up for WFI is wired yet.
  */
 #include <stdint.h>
 
+#include "cortex_m.h"
 #include "mxc.h"
-#include "unpu_harness.h"
 #include "unpu_port.h"
 
 #ifndef UNPU_PIN_TS_PORT
@@ -22,8 +24,6 @@
 #define UNPU_PIN_STAGE_PORT 1
 #define UNPU_PIN_STAGE_PIN 7
 #endif
-
-void port_timer_start(void);
 
 static mxc_uart_regs_t *uart;
 static mxc_gpio_cfg_t pin_ts, pin_stage;
@@ -48,7 +48,7 @@ void port_init(void)
     pin_init(&pin_stage, UNPU_PIN_STAGE_PORT, UNPU_PIN_STAGE_PIN);
     MXC_GPIO_OutSet(pin_ts.port, pin_ts.mask);      /* the timestamp pin rests high */
     MXC_GPIO_OutClr(pin_stage.port, pin_stage.mask);
-    port_timer_start();
+    (void)cm_dwt_start();
 }
 
 int port_uart_getc(void)
@@ -79,19 +79,4 @@ void port_pin_stage(int level)
         MXC_GPIO_OutClr(pin_stage.port, pin_stage.mask);
 }
 
-/* `idle`: a busy-wait on the cycle counter (no timer wake-up for WFI is wired yet). */
-void port_idle_us(uint32_t us) { port_delay_us(us); }
-
-void port_exit(int code)
-{
-    (void)code;
-    __disable_irq();
-    for (;;)
-        __WFI();
-}
-
-int main(void)
-{
-    port_init();
-    return unpu_harness_main();
-}
+uint32_t port_timer_hz(void) { return SystemCoreClock; }

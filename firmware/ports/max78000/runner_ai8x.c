@@ -8,17 +8,16 @@
  *   inference cnn_start, then sleep (WFI) until the CNN interrupt (CNN_ISR in cnn.c) sets cnn_time
  *   output    cnn_unload
  *   post      nothing (ai8x's software softmax is not used; results are the raw Q7 outputs / 128)
+ * The input buffer, raw output and results are harness/runner_io.c's.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ai8x_layout.h"
 #include "cnn.h"
 #include "mxc.h"
 #include "unpu_runner.h"
-
-#ifndef UNPU_MODEL_ID
-#define UNPU_MODEL_ID "model"
-#endif
+#include "unpu_runner_io.h"
 
 volatile uint32_t cnn_time;   /* set by CNN_ISR in the generated cnn.c when the accelerator is done */
 
@@ -31,6 +30,8 @@ static uint8_t input[INPUT_BYTES];
 static uint32_t words[PIXELS];
 static uint32_t out_words[CNN_NUM_OUTPUTS];   /* room for 32-bit outputs; 8-bit ones use the first quarter */
 
+unpu_runner_io_t unpu_runner_io = {input, INPUT_BYTES, (int8_t *)out_words, NULL, CNN_NUM_OUTPUTS, 1.0f / 128.0f, 0};
+
 int runner_init(void)
 {
     UNPU_AI8X_CNN_ENABLE();
@@ -39,9 +40,6 @@ int runner_init(void)
         return -1;
     return 0;
 }
-
-uint32_t runner_input_size(void) { return INPUT_BYTES; }
-uint8_t *runner_input_buffer(void) { return input; }
 
 int runner_load_input(const uint8_t *data, uint32_t len)
 {
@@ -69,15 +67,4 @@ int runner_run(void)
 }
 
 int runner_read_output(void) { return cnn_unload(out_words) == CNN_OK ? 0 : -1; }
-int runner_post(void) { return 0; }
-
-const uint8_t *runner_raw_output(uint32_t *len)
-{
-    *len = CNN_NUM_OUTPUTS;
-    return (const uint8_t *)out_words;
-}
-
-uint32_t runner_result_count(void) { return CNN_NUM_OUTPUTS; }
-float runner_result(uint32_t index) { return (float)((const int8_t *)out_words)[index] / 128.0f; }
-const char *runner_model_id(void) { return UNPU_MODEL_ID; }
 uint32_t runner_arena_size(void) { return 0; }   /* no tensor arena: activations live in the CNN data memory */

@@ -15,8 +15,11 @@ ifeq "$(UNPU_BUILD_H)" ""
 $(error UNPU_BUILD_H (unpu's build header) is not set)
 endif
 
-SRCS += $(UNPU_FW_ROOT)/harness/unpu_harness.c $(UNPU_PORT_DIR)/port_core.c $(UNPU_PORT_DIR)/port_msdk.c \
-        $(UNPU_PORT_DIR)/runner_ai8x.c $(UNPU_PORT_DIR)/ai8x_layout.c
-IPATH += $(UNPU_FW_ROOT)/harness $(UNPU_PORT_DIR)
+UNPU_COMMON := $(UNPU_FW_ROOT)/ports/common
+
+SRCS += $(UNPU_FW_ROOT)/harness/unpu_harness.c $(UNPU_FW_ROOT)/harness/runner_io.c $(UNPU_PORT_DIR)/port_msdk.c \
+        $(UNPU_PORT_DIR)/runner_ai8x.c $(UNPU_PORT_DIR)/ai8x_layout.c $(UNPU_COMMON)/cortex_m.c \
+        $(UNPU_COMMON)/port_dwt.c $(UNPU_COMMON)/port_defaults.c $(UNPU_COMMON)/main.c
+IPATH += $(UNPU_FW_ROOT)/harness $(UNPU_PORT_DIR) $(UNPU_COMMON)
 PROJ_CFLAGS += -include $(abspath $(UNPU_BUILD_H))
 MXC_OPTIMIZE_CFLAGS = -O2

@@ -32,13 +32,10 @@
 #define GPIO_PCOR 0x48u
 #define GPIO_PDDR 0x54u
 
-/* Armv8-M system registers */
+/* Armv8-M SysTick */
 #define SYST_CSR 0xE000E010u
 #define SYST_RVR 0xE000E014u
 #define SYST_CVR 0xE000E018u
-#define DEMCR 0xE000EDFCu
-#define DWT_CTRL 0xE0001000u
-#define DWT_CYCCNT 0xE0001004u
 #define REG32(addr) (*(volatile uint32_t *)(addr))
 
 #endif /* MCXN947_REGS_H */

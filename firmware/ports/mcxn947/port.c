@@ -3,15 +3,17 @@
  *
  * UART: the LPUART of LP_FLEXCOMM4 (the board's MCU-Link VCOM), polled, 8N1 at UNPU_BAUDRATE;
  * oversampling and divider are chosen for the smallest baud error from the clock board_sdk.c reports.
- * Timer: the DWT cycle counter at SystemCoreClock (150 MHz after the SDK's BOARD_BootClockPLL150M),
- * extended to 64 bits. Pins: two RGPIO outputs (board_sdk.c muxes them; board YAML `pins:`).
+ * Timer: the DWT cycle counter (common/port_dwt.c) at SystemCoreClock (150 MHz after the SDK's
+ * BOARD_BootClockPLL150M). Pins: two RGPIO outputs (board_sdk.c muxes them; board YAML `pins:`).
  * Idle: WFI woken by a 1 ms SysTick; DWT stops while the core sleeps, so the wait counts SysTick
  * interrupts, not cycles.
  *
- * Only the register layouts of mcxn947_regs.h are used here: this file compiles without the SDK.
+ * Only the register layouts of mcxn947_regs.h and common/cortex_m.h are used here: this file
+ * compiles without the SDK.
  */
 #include <stdint.h>
 
+#include "cortex_m.h"
 #include "mcxn947_board.h"
 #include "mcxn947_regs.h"
 #include "unpu_harness.h"
@@ -24,8 +26,6 @@
 extern uint32_t SystemCoreClock;   /* CMSIS system file of the SDK */
 
 static mcx_board_t board;
-static uint32_t dwt_last;
-static uint64_t dwt_high;
 static volatile uint32_t systick_count;
 
 /* -- UART ---------------------------------------------------------------------------------- */
@@ -78,31 +78,7 @@ void port_uart_write(const uint8_t *data, uint32_t len)
 
 /* -- timer --------------------------------------------------------------------------------- */
 
-static void timer_init(void)
-{
-    REG32(DEMCR) |= 1u << 24;      /* TRCENA */
-    REG32(DWT_CYCCNT) = 0;
-    REG32(DWT_CTRL) |= 1u;         /* CYCCNTENA */
-}
-
-uint64_t port_timer_ticks(void)
-{
-    uint32_t now = REG32(DWT_CYCCNT);   /* read at least every 2^32 cycles (28 s at 150 MHz) */
-    if (now < dwt_last)
-        dwt_high += 1ull << 32;
-    dwt_last = now;
-    return dwt_high + now;
-}
-
 uint32_t port_timer_hz(void) { return SystemCoreClock; }
-const char *port_timer_name(void) { return "dwt"; }
-
-void port_delay_us(uint32_t us)
-{
-    uint64_t end = port_timer_ticks() + ((uint64_t)us * SystemCoreClock + 999999u) / 1000000u;
-    while (port_timer_ticks() < end) {
-    }
-}
 
 void SysTick_Handler(void) { systick_count++; }
 
@@ -145,16 +121,8 @@ void port_init(void)
 {
     mcx_board_init(&board);
     uart_init();
-    timer_init();
+    (void)cm_dwt_start();
     pins_init();
-}
-
-void port_exit(int code)
-{
-    (void)code;
-    __asm volatile("cpsid i" ::: "memory");
-    for (;;)
-        __asm volatile("wfi");
 }
 
 int main(void)

@@ -1,18 +1,15 @@
 /*
- * NUCLEO-H7A3ZI-Q bring-up over STM32CubeH7 (HAL): the SDK-dependent half of the port (port.c is
- * the SDK-free half). 280 MHz from HSI through PLL1 (VOS0, SMPS supply as on the -Q parts), caches
- * on, USART3 on PD8/PD9 (AF7) for the ST-LINK virtual COM port, PB0/PE1 as the meter's pins.
+ * NUCLEO-H7A3ZI-Q bring-up over STM32CubeH7 (HAL): the SDK-dependent half of the port
+ * (../family/stm32/port.c is the SDK-free half). 280 MHz from HSI through PLL1 (VOS0, SMPS supply
+ * as on the -Q parts), caches on, USART3 on PD8/PD9 (AF7) for the ST-LINK virtual COM port, PB0/PE1
+ * as the meter's pins.
  */
-#include "stm32h7xx_hal.h"
-
-#include "board.h"
+#include "stm32_hal.h"
 #include "unpu_harness.h"
 #include "unpu_port.h"
 
 _Static_assert(UNPU_USART_BASE == USART3_BASE, "board.h: USART3 address");
 _Static_assert(UNPU_PIN_TS_GPIO == GPIOB_BASE && UNPU_PIN_STAGE_GPIO == GPIOE_BASE, "board.h: GPIO addresses");
-
-void SysTick_Handler(void) { HAL_IncTick(); }
 
 uint32_t stm32_uart_clock_hz(void) { return HAL_RCC_GetPCLK1Freq(); }   /* USART3 kernel clock: rcc_pclk1 */
 
@@ -55,25 +52,11 @@ static void clock_config(void)
 
 static void io_config(void)
 {
-    GPIO_InitTypeDef pin = {0};
-
     __HAL_RCC_GPIOB_CLK_ENABLE();
     __HAL_RCC_GPIOD_CLK_ENABLE();
     __HAL_RCC_GPIOE_CLK_ENABLE();
     __HAL_RCC_USART3_CLK_ENABLE();
-    pin.Pin = GPIO_PIN_8 | GPIO_PIN_9;
-    pin.Mode = GPIO_MODE_AF_PP;
-    pin.Pull = GPIO_PULLUP;
-    pin.Speed = GPIO_SPEED_FREQ_HIGH;
-    pin.Alternate = GPIO_AF7_USART3;
-    HAL_GPIO_Init(GPIOD, &pin);
-    pin.Mode = GPIO_MODE_OUTPUT_PP;
-    pin.Pull = GPIO_NOPULL;
-    pin.Alternate = 0;
-    pin.Pin = 1u << UNPU_PIN_TS_PIN;
-    HAL_GPIO_Init(GPIOB, &pin);
-    pin.Pin = 1u << UNPU_PIN_STAGE_PIN;
-    HAL_GPIO_Init(GPIOE, &pin);
+    stm32_gpio_init(GPIOD, GPIO_PIN_8 | GPIO_PIN_9, GPIO_AF7_USART3);
 }
 
 int main(void)

@@ -14,22 +14,15 @@
 #define HSE_STARTUP_TIMEOUT 5000UL
 #define CSI_VALUE 4000000UL
 #define HSI_VALUE 64000000UL
-#define LSE_VALUE 32768UL
-#define LSE_STARTUP_TIMEOUT 5000UL
-#define LSI_VALUE 32000UL
-#define EXTERNAL_CLOCK_VALUE 12288000UL
-#define VDD_VALUE 3300UL
-#define TICK_INT_PRIORITY 0x0FUL
-#define USE_RTOS 0
 #define USE_SD_TRANSCEIVER 0
 #define USE_SPI_CRC 0
+
+#include "stm32_hal_conf_common.h"
 
 #include "stm32h7xx_hal_rcc.h"
 #include "stm32h7xx_hal_gpio.h"
 #include "stm32h7xx_hal_cortex.h"
 #include "stm32h7xx_hal_flash.h"
 #include "stm32h7xx_hal_pwr.h"
-
-#define assert_param(expr) ((void)0U)
 
 #endif

@@ -1,4 +1,4 @@
-/* NUCLEO-N657X0-Q (MB1940, UM3417): what the shared STM32 port (../stm32h7a3/port.c) touches, at the
+/* NUCLEO-N657X0-Q (MB1940, UM3417): what the shared STM32 port (../family/stm32/port.c) touches, at the
  * secure aliases (the application runs secure, as ST's FSBL leaves it). board_hal.c checks these
  * addresses against STM32CubeN6's device header at build time.
  * The pins are Arduino-header GPIOs chosen for the meter: check them against UM3417 before wiring. */
@@ -11,4 +11,5 @@
 #define UNPU_PIN_STAGE_GPIO 0x56020C00u /* GPIOD */
 #define UNPU_PIN_STAGE_PIN 1          /* PD1: stage pin */
 
+#define UNPU_STM32_HAL_HEADER "stm32n6xx_hal.h"     /* the STM32Cube HAL of the series (family/stm32/stm32_hal.h) */
 #endif

@@ -1,45 +1,30 @@
 /*
  * NUCLEO-N657X0-Q bring-up over STM32CubeN6 (HAL + BSP): the SDK-dependent half of the port
- * (../stm32h7a3/port.c is the SDK-free half, compiled with this directory's board.h).
+ * (../family/stm32/port.c is the SDK-free half, compiled with this directory's board.h).
  * The application is loaded into AXISRAM1 by the first-stage boot loader (STM32N6_FSBL), which also
  * sets the clocks; SystemCoreClockUpdate() reads what they are, so info% reports the real CPU clock.
  * Here: caches, USART1 on PE5/PE6 (AF7), the meter's pins, the Neural-ART (clock, reset, its four
  * 448 KiB RAMs, NPU cache, secure/privileged bus master) and the octo-SPI NOR memory-mapped at
  * 0x7000_0000, where stedgeai's weights are.
  */
-#include "stm32n6xx_hal.h"
+#include "stm32_hal.h"
 #include "stm32n6xx_nucleo_xspi.h"
 #include "npu_cache.h"
 
-#include "board.h"
 #include "unpu_harness.h"
 #include "unpu_port.h"
 
 _Static_assert(UNPU_USART_BASE == USART1_BASE_S, "board.h: USART1 address");
 _Static_assert(UNPU_PIN_TS_GPIO == GPIOD_BASE_S && UNPU_PIN_STAGE_GPIO == GPIOD_BASE_S, "board.h: GPIO addresses");
 
-void SysTick_Handler(void) { HAL_IncTick(); }
-
 uint32_t stm32_uart_clock_hz(void) { return HAL_RCCEx_GetPeriphCLKFreq(RCC_PERIPHCLK_USART1); }
 
 static void io_config(void)
 {
-    GPIO_InitTypeDef pin = {0};
-
     __HAL_RCC_GPIOD_CLK_ENABLE();
     __HAL_RCC_GPIOE_CLK_ENABLE();
     __HAL_RCC_USART1_CLK_ENABLE();
-    pin.Pin = GPIO_PIN_5 | GPIO_PIN_6;
-    pin.Mode = GPIO_MODE_AF_PP;
-    pin.Pull = GPIO_PULLUP;
-    pin.Speed = GPIO_SPEED_FREQ_HIGH;
-    pin.Alternate = GPIO_AF7_USART1;
-    HAL_GPIO_Init(GPIOE, &pin);
-    pin.Mode = GPIO_MODE_OUTPUT_PP;
-    pin.Pull = GPIO_NOPULL;
-    pin.Alternate = 0;
-    pin.Pin = (1u << UNPU_PIN_TS_PIN) | (1u << UNPU_PIN_STAGE_PIN);
-    HAL_GPIO_Init(GPIOD, &pin);
+    stm32_gpio_init(GPIOE, GPIO_PIN_5 | GPIO_PIN_6, GPIO_AF7_USART1);
 }
 
 static void npu_config(void)

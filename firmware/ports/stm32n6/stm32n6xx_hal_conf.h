@@ -15,13 +15,8 @@
 #define HSE_STARTUP_TIMEOUT 100UL
 #define HSI_VALUE 64000000UL
 #define MSI_VALUE 4000000UL
-#define LSE_VALUE 32768UL
-#define LSE_STARTUP_TIMEOUT 5000UL
-#define LSI_VALUE 32000UL
-#define EXTERNAL_CLOCK_VALUE 12288000UL
-#define VDD_VALUE 3300UL
-#define TICK_INT_PRIORITY 0x0FUL
-#define USE_RTOS 0
+
+#include "stm32_hal_conf_common.h"
 
 #include "stm32n6xx_hal_rcc.h"
 #include "stm32n6xx_hal_gpio.h"
@@ -30,7 +25,5 @@
 #include "stm32n6xx_hal_ramcfg.h"
 #include "stm32n6xx_hal_rif.h"
 #include "stm32n6xx_hal_xspi.h"
-
-#define assert_param(expr) ((void)0U)
 
 #endif

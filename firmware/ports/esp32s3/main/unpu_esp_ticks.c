@@ -1,14 +1,6 @@
 /* See unpu_esp_ticks.h. */
 #include "unpu_esp_ticks.h"
 
-uint64_t unpu_ticks_extend(unpu_ticks_t *state, uint32_t now)
-{
-    if (now < state->last)
-        state->high += 1ull << 32;
-    state->last = now;
-    return state->high + now;
-}
-
 void unpu_idle_split(uint32_t us, uint32_t tick_us, uint32_t *ticks, uint32_t *rest_us)
 {
     if (tick_us == 0) {

@@ -1,21 +1,14 @@
 /*
  * The ESP32-S3 port's timekeeping arithmetic, free of ESP-IDF headers so that it compiles (and is
- * tested) anywhere: extending the Xtensa core's 32-bit cycle counter (CCOUNT) to 64 bits, and
- * splitting an idle wait into RTOS ticks and a busy-waited remainder.
+ * tested) anywhere: the Xtensa core's 32-bit cycle counter (CCOUNT) is extended to 64 bits by
+ * common/ticks64.h, and an idle wait is split into RTOS ticks and a busy-waited remainder.
  */
 #ifndef UNPU_ESP_TICKS_H
 #define UNPU_ESP_TICKS_H
 
 #include <stdint.h>
 
-typedef struct {
-    uint32_t last;   /* the previous 32-bit reading */
-    uint64_t high;   /* wraps seen so far, << 32 */
-} unpu_ticks_t;
-
-/* `now` extended to 64 bits. Correct as long as it is called at least once per counter period
- * (2^32 cycles: 17.9 s at 240 MHz); port_idle_us() calls it at least once a second. */
-uint64_t unpu_ticks_extend(unpu_ticks_t *state, uint32_t now);
+#include "ticks64.h"
 
 /* The longest piece port_idle_us() waits in one go before it refreshes the extension. */
 #define UNPU_IDLE_CHUNK_US 1000000u

@@ -1,18 +1,19 @@
 /*
- * unpu_port.h for STM32 Cortex-M7/M55 boards, SDK-free: the registers it touches are defined here
- * (addresses in the port's board.h), so harness + port compile without STM32Cube (CI does).
- * Shared by stm32h7a3 (this directory) and stm32n6 (its Makefile compiles this file with its board.h).
+ * unpu_port.h for the STM32 boards (stm32h7a3: Cortex-M7, stm32n6: Cortex-M55), SDK-free: the
+ * registers it touches are defined here (addresses in the board's board.h), so harness + port
+ * compile without STM32Cube (CI does).
  *
- * UART: the board's ST-LINK virtual COM port USART, polled, 8N1; the SDK part (board_hal.c) enables
- * its clock and pins and gives the USART kernel clock (stm32_uart_clock_hz) for the baud divider.
- * Timer: the DWT cycle counter at SystemCoreClock (CMSIS, set by the SDK's clock code): `dwt`.
- * Pins: two GPIO outputs (board.h: timestamp and stage pin), driven through BSRR.
+ * UART: the board's ST-LINK virtual COM port USART, polled, 8N1; the board's SDK part (board_hal.c)
+ * enables its clock and pins and gives the USART kernel clock (stm32_uart_clock_hz) for the divider.
+ * Timer: the DWT cycle counter (common/port_dwt.c) at SystemCoreClock (CMSIS, set by the SDK's
+ * clock code). Pins: two GPIO outputs (board.h: timestamp and stage pin), driven through BSRR.
  * Idle: WFI, woken by the SDK's 1 ms SysTick (HAL tick), until the DWT says the time is up.
  * Exit: a system reset (AIRCR), so the board is ready for the next run.
  */
 #include <stdint.h>
 
 #include "board.h"
+#include "cortex_m.h"
 #include "unpu_port.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
@@ -34,12 +35,7 @@
 /* GPIO output set/reset */
 #define GPIO_BSRR(base) REG((base) + 0x18u)
 
-/* Cortex-M debug and system control (ARMv7-M / ARMv8-M) */
-#define DEMCR REG(0xE000EDFCu)
-#define DWT_CTRL REG(0xE0001000u)
-#define DWT_CYCCNT REG(0xE0001004u)
-#define DWT_LAR REG(0xE0001FB0u)
-#define SCB_AIRCR REG(0xE000ED0Cu)
+#define SCB_AIRCR REG(0xE000ED0Cu)     /* Armv7-M / Armv8-M system control */
 
 #ifndef UNPU_BAUDRATE
 #define UNPU_BAUDRATE 115200
@@ -48,18 +44,12 @@
 extern uint32_t SystemCoreClock;            /* CMSIS system file of the STM32Cube package */
 extern uint32_t stm32_uart_clock_hz(void);  /* board_hal.c */
 
-static uint32_t dwt_last;
-static uint64_t dwt_high;
-
 void port_init(void)
 {
     USART_CR1 = 0;
     USART_BRR = (stm32_uart_clock_hz() + UNPU_BAUDRATE / 2u) / UNPU_BAUDRATE;   /* oversampling by 16 */
     USART_CR1 = CR1_UE | CR1_RE | CR1_TE;
-    DEMCR |= 1u << 24;                      /* TRCENA */
-    DWT_LAR = 0xC5ACCE55u;                  /* unlock (Cortex-M7; ignored where there is no lock) */
-    DWT_CYCCNT = 0;
-    DWT_CTRL |= 1u;                         /* CYCCNTENA */
+    (void)cm_dwt_start();
     port_pin_timestamp(1);
     port_pin_stage(0);
 }
@@ -84,24 +74,7 @@ void port_uart_write(const uint8_t *data, uint32_t len)
     }
 }
 
-uint64_t port_timer_ticks(void)
-{
-    uint32_t now = DWT_CYCCNT;   /* extended to 64 bits: read at least every 2^32 cycles */
-    if (now < dwt_last)
-        dwt_high += 1ull << 32;
-    dwt_last = now;
-    return dwt_high + now;
-}
-
 uint32_t port_timer_hz(void) { return SystemCoreClock; }
-const char *port_timer_name(void) { return "dwt"; }
-
-void port_delay_us(uint32_t us)
-{
-    uint64_t end = port_timer_ticks() + ((uint64_t)us * SystemCoreClock + 999999u) / 1000000u;
-    while (port_timer_ticks() < end) {
-    }
-}
 
 void port_idle_us(uint32_t us)
 {

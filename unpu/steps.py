@@ -1,4 +1,4 @@
-"""The model-side pipeline stages, each a cached function of its inputs (shared/DESIGN.md §1).
+"""The model steps of the pipeline, each a cached function of its inputs.
 
 float model (Keras) -> quantized .tflite (+ calibration and fidelity report). The cache key of the
 quantized model is computed from the config and code alone, so a repeated run finds it without
@@ -14,10 +14,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unpu.boards.base import QuantizedModel
+from unpu.artifacts import QuantizedModel
 from unpu.cache import Cache, Entry, file_digest, source_digest
+from unpu.graph import inspect_tflite
+from unpu.models import ZOO, build_model
+from unpu.models.loader import load_model_file
+from unpu.models.prepare import prepare_untrained
+from unpu.quantize import quantize
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +59,8 @@ def float_model(cfg: DictConfig, cache: Cache) -> Entry:
 
 
 def _make_float(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    from unpu.models import build_model
-
     t0 = time.monotonic()
     if cfg.model.source == "file":
-        from unpu.models.loader import load_model_file
-
         kind, model = load_model_file(str(cfg.model.path))
         if kind != "keras":
             raise ModelInputError(f"{cfg.model.path} is not a Keras model")
@@ -69,18 +71,22 @@ def _make_float(cfg: DictConfig, out: Path) -> dict[str, Any]:
     return {"params": int(model.count_params()), "input_shape": list(model.input_shape[1:])}
 
 
-def _dataset(cfg: DictConfig):
-    from hydra.utils import instantiate
-
+def dataset(cfg: DictConfig):
+    """The job's dataset (calibration, fidelity and benchmark inputs)."""
     return instantiate(cfg.dataset)
 
 
-def _spec_or_shape(cfg: DictConfig, model) -> Any:
-    from unpu.models import ZOO
-
+def input_spec(cfg: DictConfig, input_shape: tuple[int, ...]) -> Any:
+    """What a dataset makes inputs for: the zoo model's spec, or a user model's input shape (no batch)."""
     if cfg.model.source == "zoo":
         return ZOO[str(cfg.model.name)]
-    return tuple(int(d) for d in model.input_shape[1:])
+    return tuple(int(d) for d in input_shape)
+
+
+def samples(cfg: DictConfig, model_path: Path, split: str, count: int) -> list:
+    """`count` float inputs of the dataset's `split` for the quantized model at `model_path`."""
+    shape = inspect_tflite(model_path.read_bytes()).inputs[0].shape[1:]
+    return dataset(cfg).samples(input_spec(cfg, shape), count, split)
 
 
 def quantized_model(cfg: DictConfig, cache: Cache) -> QuantizedModel:
@@ -93,21 +99,20 @@ def quantized_model(cfg: DictConfig, cache: Cache) -> QuantizedModel:
              "code": source_digest(*QUANT_CODE)}
     entry = cache.get_or_make("quantized", parts, lambda out: _make_quantized(cfg, cache, out))
     path = entry.file("model.tflite")
-    return QuantizedModel(model_id(cfg), path, file_digest(path), entry.meta() | {"cache_hit": entry.hit})
+    meta = entry.meta()
+    return QuantizedModel(model_id(cfg), path, file_digest(path), params=int(meta["params"]),
+                          params_source=meta["params_source"], fidelity=meta.get("fidelity") or {}, cache_hit=entry.hit)
 
 
 def _make_quantized(cfg: DictConfig, cache: Cache, out: Path) -> dict[str, Any]:
     import keras
 
-    from unpu.models.prepare import prepare_untrained
-    from unpu.quantize import quantize
-
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     float_entry = float_model(cfg, cache)
     model = keras.models.load_model(float_entry.file("model.keras"), compile=False)
-    dataset, spec = _dataset(cfg), _spec_or_shape(cfg, model)
-    calibration = dataset.samples(spec, int(cfg.quant.calibration_samples), "calibration")
-    heldout = dataset.samples(spec, int(cfg.quant.heldout_samples), "heldout")
+    data, spec = dataset(cfg), input_spec(cfg, model.input_shape[1:])
+    calibration = data.samples(spec, int(cfg.quant.calibration_samples), "calibration")
+    heldout = data.samples(spec, int(cfg.quant.heldout_samples), "heldout")
     if cfg.model.source == "zoo":  # zoo weights are untrained: make activations sane first
         model = prepare_untrained(model, calibration)
     t0 = time.monotonic()
@@ -122,13 +127,10 @@ def _make_quantized(cfg: DictConfig, cache: Cache, out: Path) -> dict[str, Any]:
 
 
 def _user_tflite(cfg: DictConfig) -> QuantizedModel:
-    from unpu.graph import inspect_tflite
-
     path = Path(str(cfg.model.path))
     info = inspect_tflite(path.read_bytes())
     if not info.quantized and cfg.quant.name != "float32":
         raise ModelInputError(
             f"{path} is a float .tflite; unpu cannot re-quantize it: give the Keras model, or run it as it is with quant=float32"
         )
-    return QuantizedModel(model_id(cfg), path, file_digest(path),
-                          {"params": info.params, "params_source": "tflite graph", "fidelity": {}, "user_file": True})
+    return QuantizedModel(model_id(cfg), path, file_digest(path), params=info.params, params_source="tflite graph")

@@ -1,7 +1,9 @@
 /*
- * Cortex-M startup for the QEMU MPS2/MPS3 ports: vector table, Reset (copy .data, zero .bss,
- * enable the FPU/MVE coprocessors, call main) and fault handlers that report and exit.
- * Symbols come from the port's linker script (see qemu_m55/qemu_m55.ld).
+ * Cortex-M startup for the Arm MPS2/MPS3 ports (Armv7-M and Armv8-M Mainline cores): vector table,
+ * Reset (copy .data, zero .bss, enable the FPU/MVE coprocessors, call main) and fault handlers that
+ * report and exit. With the Security Extension the core runs all of this Secure, from the vector
+ * table at its Secure VTOR (the port's linker script puts CODE there). Symbols come from the port's
+ * linker script (see qemu_m55/qemu_m55.ld).
  */
 #include <stdint.h>
 #include <string.h>
@@ -40,7 +42,7 @@ __attribute__((section(".vectors"), used)) const vector_t unpu_vectors[16] = {
     MemManage_Handler,
     BusFault_Handler,
     UsageFault_Handler,
-    SecureFault_Handler,
+    SecureFault_Handler,   /* Armv8-M with the Security Extension; reserved on Armv7-M */
     0, 0, 0,
     Default_Handler,   /* SVCall */
     Default_Handler,   /* DebugMonitor */
@@ -51,6 +53,7 @@ __attribute__((section(".vectors"), used)) const vector_t unpu_vectors[16] = {
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
+#define SCB_ID_PFR1 (*(volatile uint32_t *)0xE000ED44u)
 
 void __attribute__((noreturn, used)) Reset_Handler(void)
 {
@@ -61,11 +64,15 @@ void __attribute__((noreturn, used)) Reset_Handler(void)
         *dst++ = 0;
     for (dst = &__arena_start__; dst < &__arena_end__;)   /* static storage is zero in C */
         *dst++ = 0;
-    /* CP10/CP11 full access: the FPU (M4F) and FPU + MVE/Helium (M55). */
+    /* CP10/CP11 full access: the FPU (M4F, M7, M33) and FPU + MVE/Helium (M55). */
     SCB_CPACR |= 0xFu << 20;
     __asm volatile("dsb\n isb" ::: "memory");
     /* Separate MemManage/BusFault/UsageFault handlers, so a fault names itself. */
     SCB_SHCSR |= (1u << 16) | (1u << 17) | (1u << 18);
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+    if (SCB_ID_PFR1 & 0xF0u)   /* Security Extension: SecureFault too (else it escalates to HardFault) */
+        SCB_SHCSR |= 1u << 19;
+#endif
     port_exit(main());
     for (;;) {
     }

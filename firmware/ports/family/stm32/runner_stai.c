@@ -9,23 +9,19 @@
  * Neural-ART's are fixed by the memory pools. With the NPU the data cache is cleaned before and
  * invalidated after each run (the NPU reads and writes RAM behind the core's cache).
  * The build defines UNPU_INPUT_BYTES, UNPU_OUTPUT_SCALE, UNPU_OUTPUT_ZERO_POINT, UNPU_MODEL_ID and,
- * for post = softmax, the same UNPU_SOFTMAX_* defines as runner_tflm.cc.
+ * for post = softmax, the same UNPU_SOFTMAX_* defines as runner_tflm.cc; the post stage and the
+ * results are harness/runner_io.c's.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "network.h"
 #include "unpu_runner.h"
-#ifdef UNPU_POST_SOFTMAX
-#include "unpu_kernels.h"
-#endif
+#include "unpu_runner_io.h"
 #ifdef UNPU_STAI_ATON
 #include "stm32n6xx.h"   /* SCB cache maintenance (CMSIS) */
 #endif
 
-#ifndef UNPU_MODEL_ID
-#define UNPU_MODEL_ID "model"
-#endif
 #define OUTPUT_CAPACITY 4096
 
 STAI_ALIGNED(STAI_NETWORK_CONTEXT_ALIGNMENT) static stai_network net[STAI_NETWORK_CONTEXT_SIZE];
@@ -34,13 +30,12 @@ STAI_ALIGNED(STAI_NETWORK_ACTIVATION_1_ALIGNMENT)
 static uint8_t activations[STAI_NETWORK_ACTIVATION_1_SIZE_BYTES] __attribute__((section(".unpu_arena")));
 #endif
 static uint8_t input_buffer[UNPU_INPUT_BYTES];
-static int8_t output_copy[OUTPUT_CAPACITY];
-static uint32_t output_bytes;
+static int8_t output_copy[OUTPUT_CAPACITY], post_output[UNPU_POST_ROOM(OUTPUT_CAPACITY)];
 static stai_ptr in_ptr, out_ptr;
 static int ready;
-#ifdef UNPU_POST_SOFTMAX
-static int8_t post_output[OUTPUT_CAPACITY];
-#endif
+
+unpu_runner_io_t unpu_runner_io = {input_buffer, UNPU_INPUT_BYTES, output_copy, post_output, 0,
+                                   UNPU_OUTPUT_SCALE, UNPU_OUTPUT_ZERO_POINT};
 
 int runner_init(void)
 {
@@ -66,9 +61,6 @@ int runner_init(void)
     return 0;
 }
 
-uint32_t runner_input_size(void) { return UNPU_INPUT_BYTES; }
-uint8_t *runner_input_buffer(void) { return input_buffer; }
-
 int runner_load_input(const uint8_t *data, uint32_t len)
 {
     if (len != UNPU_INPUT_BYTES)
@@ -87,44 +79,14 @@ int runner_run(void)
 
 int runner_read_output(void)
 {
-    output_bytes = STAI_NETWORK_OUT_1_SIZE_BYTES;
+    const uint32_t bytes = STAI_NETWORK_OUT_1_SIZE_BYTES;
 #ifdef UNPU_STAI_ATON
-    SCB_InvalidateDCache_by_Addr((void *)out_ptr, (int32_t)output_bytes);
+    SCB_InvalidateDCache_by_Addr((void *)out_ptr, (int32_t)bytes);
 #endif
-    memcpy(output_copy, (const void *)out_ptr, output_bytes);
+    memcpy(output_copy, (const void *)out_ptr, bytes);
+    unpu_runner_io.output_bytes = bytes;
     return 0;
 }
-
-int runner_post(void)
-{
-#ifdef UNPU_POST_SOFTMAX
-    const unpu_softmax_params_t p = {1, (int32_t)output_bytes, UNPU_SOFTMAX_MULTIPLIER, UNPU_SOFTMAX_LEFT_SHIFT,
-                                     UNPU_SOFTMAX_DIFF_MIN, -128};
-    unpu_softmax_s8(&p, output_copy, post_output);
-#endif
-    return 0;
-}
-
-const uint8_t *runner_raw_output(uint32_t *len)
-{
-    *len = output_bytes;
-    return (const uint8_t *)output_copy;
-}
-
-uint32_t runner_result_count(void) { return output_bytes; }   /* int8 outputs */
-
-float runner_result(uint32_t index)
-{
-    if (index >= output_bytes)
-        return 0.0f;
-#ifdef UNPU_POST_SOFTMAX
-    return (float)(post_output[index] + 128) / 256.0f;
-#else
-    return (float)(output_copy[index] - UNPU_OUTPUT_ZERO_POINT) * UNPU_OUTPUT_SCALE;
-#endif
-}
-
-const char *runner_model_id(void) { return UNPU_MODEL_ID; }
 
 uint32_t runner_arena_size(void)
 {

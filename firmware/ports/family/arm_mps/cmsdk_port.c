@@ -1,10 +1,13 @@
 /*
- * unpu_port.h for the QEMU MPS2 (AN386, Cortex-M4F) and MPS3 (AN547, Cortex-M55) images.
+ * unpu_port.h for the Arm MPS2/MPS3 FPGA images with CMSDK peripherals, as QEMU emulates them
+ * (qemu_m4: AN386 Cortex-M4F, qemu_m55: AN547 Cortex-M55) and the Corstone-300 FVP models them.
+ * Addresses and clocks come from the port's board.h; with the Security Extension (Armv8-M) the
+ * core boots Secure and board.h gives the Secure aliases.
  *
  * UART: CMSDK APB UART0, polled (STATE bit0 TX full, bit1 RX full; CTRL bits 0/1 enable TX/RX;
  * QEMU drops TX bytes unless TX is enabled). The host link is QEMU's TCP chardev.
  *
- * Timer: DWT CYCCNT when it counts (real silicon); QEMU's reads 0, so SysTick is used, clocked by
+ * Timer: DWT CYCCNT when it counts (common/cortex_m.c); QEMU's reads 0, so SysTick is used, clocked by
  * the core clock (CLKSOURCE=1), reload 0xFFFFFF, with the 24-bit wrap counted in SysTick_Handler.
  * Ticks = overflows * 2^24 + (2^24 - VAL) mod 2^24, read race-free (overflow count read twice).
  *
@@ -23,7 +26,8 @@
 #include <stdint.h>
 
 #include "cmsdk_port.h"
-#include "unpu_harness.h"
+#include "cortex_m.h"
+#include "delay.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 
@@ -41,9 +45,6 @@
 #define SYST_CVR REG(0xE000E018u)
 #define SCB_ICSR REG(0xE000ED04u)
 #define SCB_SHPR3 REG(0xE000ED20u)
-#define DEMCR REG(0xE000EDFCu)
-#define DWT_CTRL REG(0xE0001000u)
-#define DWT_CYCCNT REG(0xE0001004u)
 
 #define SYSTICK_RELOAD 0xFFFFFFu
 #define SYSTICK_PERIOD (SYSTICK_RELOAD + 1u)
@@ -94,8 +95,6 @@ static int use_dwt;
 static volatile uint32_t systick_overflows;   /* wraps since the last resync */
 static uint64_t systick_base;                 /* ticks accumulated before the last resync */
 static uint32_t systick_period = SYSTICK_PERIOD;   /* ticks a wrap: shorter only inside port_idle_us */
-static uint32_t dwt_last;
-static uint64_t dwt_high;
 
 void SysTick_Handler(void)
 {
@@ -134,21 +133,9 @@ static void timer_resync(void)
         systick_restart(SYSTICK_PERIOD);
 }
 
-static int dwt_counts(void)
-{
-    DEMCR |= 1u << 24;            /* TRCENA */
-    DWT_CYCCNT = 0;
-    DWT_CTRL |= 1u;               /* CYCCNTENA */
-    uint32_t a = DWT_CYCCNT;
-    for (volatile int i = 0; i < 100; i++) {
-    }
-    uint32_t b = DWT_CYCCNT;
-    return b != a;
-}
-
 static void timer_init(void)
 {
-    use_dwt = dwt_counts();
+    use_dwt = cm_dwt_start();
     /* SysTick runs either way (it is cheap) but is only read when DWT does not count. */
     SYST_CSR = 0;
     SYST_RVR = SYSTICK_RELOAD;
@@ -161,13 +148,8 @@ static void timer_init(void)
 
 uint64_t port_timer_ticks(void)
 {
-    if (use_dwt) {
-        uint32_t now = DWT_CYCCNT;           /* extended to 64 bits: read at least every 2^32 cycles */
-        if (now < dwt_last)
-            dwt_high += 1ull << 32;
-        dwt_last = now;
-        return dwt_high + now;
-    }
+    if (use_dwt)
+        return cm_dwt_ticks();
     return systick_now();
 }
 
@@ -181,12 +163,9 @@ const char *port_timer_name(void)
     return use_dwt ? "dwt" : "systick";
 }
 
-void port_delay_us(uint32_t us)
-{
-    uint64_t end = port_timer_ticks() + ((uint64_t)us * port_timer_hz() + 999999u) / 1000000u;
-    while (port_timer_ticks() < end) {
-    }
-}
+/* Not port_defaults.c's: inlined with the SysTick reads here. The wait sits between a UART resync
+ * and the next timed stage, so its instruction count sets where the stages' SysTick ticks fall. */
+void port_delay_us(uint32_t us) { unpu_delay_on_timer_us(us); }
 
 /* One SysTick wrap of `ticks` (>= 2) in WFI. PRIMASK is set around the check so the wrap cannot
  * slip in between the check and WFI (a pending interrupt still ends WFI; it is taken at cpsie). */
@@ -261,11 +240,3 @@ void port_init(void)
     led_shadow = 0;
     FPGAIO_LED = 0;
 }
-
-#ifndef CMSDK_PORT_NO_MAIN
-int main(void)
-{
-    port_init();
-    return unpu_harness_main();
-}
-#endif

@@ -1,0 +1,10 @@
+# The arm-none-eabi toolchain and the paths of the Cortex-M ports built with plain make (included
+# first; the port's Makefile has set PORT_DIR). common/rules.mk then turns C_SRCS... into OBJS.
+FW_ROOT := $(abspath $(PORT_DIR)/../..)
+COMMON := $(FW_ROOT)/ports/common
+CC := arm-none-eabi-gcc
+CXX := arm-none-eabi-g++
+OBJCOPY := arm-none-eabi-objcopy
+SIZE := arm-none-eabi-size
+BUILD_DIR ?= build
+OPT ?= -O2
