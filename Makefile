@@ -1,8 +1,8 @@
 # The README's two commands. Both work on a fresh clone: they create .venv and install what they need.
 #   make demo        one benchmark on the default board (host), recorded in ./mlflow.db
 #   make test        the whole test suite (also what .ci/run calls)
-#   make test-fast   the developers' tier: everything but the tests marked slow (conversion-heavy
-#                    sweeps, QEMU sweeps, the browser), a few minutes
+#   make test-fast   the developers' tier, under 3 minutes on 2 cores: everything but the tests marked slow
+#                    (conversion-heavy and QEMU sweeps, the browser), over both cores (pytest-xdist)
 
 BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
@@ -40,7 +40,7 @@ test: install debian-packages
 	$(PYTHON) -m pytest
 
 test-fast: install debian-packages
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow" -n 2 --dist loadfile
 
 clean:
 	rm -rf outputs multirun .unpu_cache mlruns mlartifacts .pytest_cache

@@ -9,11 +9,13 @@ import json
 import re
 
 import pytest
+from omegaconf import OmegaConf
 
 from helpers import REPO, board_of, compose, extra_board, run_unpu
 from unpu.boards.base import PORTS, Board, adapter_class
 from unpu.boards.catalog import board_config, board_names, runnable_boards
 from unpu.boards.spec import Support
+from unpu.cli import boards_main
 from unpu.errors import BoardError
 
 BOARDS = board_names()
@@ -31,9 +33,13 @@ def board(request, tmp_path) -> Board:
     return board_of(compose([f"board={request.param}", *overrides], tmp_path))
 
 
-def test_contract_composes_and_instantiates(board):
+def test_contract_composes_and_instantiates(board, tmp_path):
     spec = board.spec
-    assert spec.name == board_config(spec.name).name     # the file name is the board's name
+    alone = board_config(spec.name)
+    assert spec.name == alone.name     # the file name is the board's name
+    # the catalog composes the board group alone: it must be the node a whole job composes
+    job = compose([f"board={spec.name}"], tmp_path).board
+    assert OmegaConf.to_container(alone, resolve=True) == OmegaConf.to_container(job, resolve=True)
     assert isinstance(spec, type(board).Spec) and spec.title and spec.runtime and spec.toolchain.compiler
     assert spec.support in (Support.ci, Support.estimate, Support.hardware)
     assert board.source_latency in ("measured", "emulated", "estimated", "simulated")
@@ -124,7 +130,7 @@ def test_missing_port_folder_fails_in_one_line(tmp_path):
 
 # ---- the board list, from conf/ ---------------------------------------------------------------------
 
-def test_unpu_boards_lists_every_board(tmp_path):
+def test_unpu_boards_lists_every_board(tmp_path, capsys):
     out = run_unpu(["boards", "--json"], tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
@@ -134,8 +140,9 @@ def test_unpu_boards_lists_every_board(tmp_path):
     assert by_name["qemu_m55"]["support"] == "ci" and by_name["qemu_m55"]["clock_mhz"] == 32
     assert by_name["corstone300"]["peak_gops"] == pytest.approx(128.0)   # 2 x 128 MAC x 500 MHz
     assert all(r["power_basis"] for r in rows)
-    table = run_unpu(["boards"], tmp_path, timeout=120)
-    assert table.returncode == 0 and all(name in table.stdout for name in BOARDS)
+    assert boards_main([]) == 0       # the table, in-process (the subprocess above proved the entry point)
+    shown = capsys.readouterr().out
+    assert all(name in shown for name in BOARDS)
 
 
 def _readme_board_rows() -> list[str]:

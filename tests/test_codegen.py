@@ -20,6 +20,10 @@ from helpers import REPO, compose
 
 ZOO_MODELS = ["simplenet", "resnet", "nas", "autoencoder", "yolov1", "mobilenet", "dscnn", "resnet8", "ad_fc"]
 QUANTS = ["int8", "int8_per_tensor"]
+# The fast tier keeps one conv model and one dense model; `make test` runs every (model, quant).
+FAST_ZOO = {("dscnn", "int8"), ("autoencoder", "int8")}
+ZOO_CASES = [pytest.param(m, q, marks=() if (m, q) in FAST_ZOO else pytest.mark.slow)
+             for m in ZOO_MODELS for q in QUANTS]
 KERNELS = REPO / "firmware" / "kernels" / "ref"
 needs_kernels = pytest.mark.skipif(not list(KERNELS.glob("*.c")), reason="firmware/kernels/ref/*.c not written yet")
 
@@ -310,7 +314,8 @@ def test_mean_unsupported_rank_is_a_codegen_error():
         read_model(data)
 
 
-@pytest.mark.parametrize("model", ["resnet", "autoencoder", "mobilenet"])
+@pytest.mark.parametrize("model", [pytest.param("resnet", marks=pytest.mark.slow), "autoencoder",
+                                   pytest.param("mobilenet", marks=pytest.mark.slow)])
 def test_plan_zoo_models(zoo_tflite, model):
     from unpu.codegen import read_model
     from unpu.codegen.planner import plan_memory
@@ -355,6 +360,7 @@ def test_emitted_api(zoo_tflite, tmp_path):
     assert saved["arena_bytes"] == report["arena_bytes"] > 0 and saved["weights_bytes"] > 0
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_cli_verify_one_line(zoo_tflite, tmp_path):
     path = zoo_tflite("ad_fc", "int8")
@@ -381,8 +387,7 @@ def test_float_io_api(ops_tflites, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 @needs_kernels
-@pytest.mark.parametrize("quant", QUANTS)
-@pytest.mark.parametrize("model", ZOO_MODELS)
+@pytest.mark.parametrize(("model", "quant"), ZOO_CASES)
 def test_zoo_bit_exact_and_arena(zoo_tflite, model, quant, record_property):
     from unpu.boards.host import min_arena
     from unpu.codegen.verify import verify

@@ -254,6 +254,7 @@ def _mlflow_runs(cwd: Path):
     return client, client.search_runs([exp.experiment_id])
 
 
+@pytest.mark.slow
 def test_e2e_native_three_zoo_models(shared_cache, tmp_path):
     out = run_unpu(["-m", "board=native", "model=dscnn,resnet8,autoencoder", "bench.windows=2",
                     "bench.iterations=3"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)})
@@ -283,6 +284,7 @@ def _native_processes(root: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_hanging_firmware_is_killed_and_run_failed(shared_cache, tmp_path):
     t0 = time.monotonic()
     out = run_unpu(["board=native", "model=dscnn", "board.firmware_cflags=[-DUNPU_TEST_HANG]", "bench.timeout_s=3",
@@ -297,6 +299,7 @@ def test_hanging_firmware_is_killed_and_run_failed(shared_cache, tmp_path):
     assert _native_processes(shared_cache / "native_fw") == []
 
 
+@pytest.mark.slow
 def test_wrong_output_fails_a_bit_exact_board(shared_cache, tmp_path):
     out = run_unpu(["board=native", "model=dscnn", "board.firmware_cflags=[-DUNPU_TEST_CORRUPT_OUTPUT]",
                     "bench.windows=1", "bench.iterations=1"], tmp_path, env={"UNPU_CACHE_DIR": str(shared_cache)})

@@ -109,6 +109,7 @@ print(hashlib.sha256(quantize(model, "int8", x, x[:0]).tflite).hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_tflite_bytes_identical_in_fresh_processes():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", _DIGEST], stdout=subprocess.PIPE, env=env) for _ in range(2)]

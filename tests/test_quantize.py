@@ -79,6 +79,7 @@ def run_in_tflm(result: QuantResult, x: np.ndarray, tmp_path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", MODELS)
 def test_mode_converts_and_runs_everywhere(results, prepared, name, mode, tmp_path):
@@ -102,6 +103,7 @@ def test_mode_converts_and_runs_everywhere(results, prepared, name, mode, tmp_pa
     assert out["dtype"] == IO_DTYPE[mode] and out["diff"] <= TFLM_TOLERANCE[mode]
 
 
+@pytest.mark.slow
 def test_per_tensor_really_per_tensor(results):
     for name in MODELS:
         per_tensor = weight_scales(results[(name, "int8_per_tensor")].tflite)

@@ -65,6 +65,7 @@ def test_vela_result_files_and_board_clock(tmp_path, shared_cache):
     assert again.cache_hit and again.cycles == result.cycles
 
 
+@pytest.mark.slow
 def test_unknown_accelerator_is_one_line(tmp_path):
     out = run_unpu(["board=hxwe2", "board.vela.accelerator_config=ethos-u55-48", "model=ad_fc"], tmp_path,
                    timeout=300)

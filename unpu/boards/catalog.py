@@ -33,17 +33,21 @@ def _hydra() -> Iterator[None]:
 
 
 def board_config(name: str, overrides: list[str] | None = None) -> DictConfig:
-    """conf/board/<name>.yaml composed as `python -m unpu board=<name>` would."""
+    """conf/board/<name>.yaml with its family bases, as `python -m unpu board=<name>` composes it.
+    Only the board group is composed (no board interpolates outside its own node): a third faster
+    than the whole job config, which matters when listing every board."""
     with _hydra():
-        cfg = compose("config", overrides=[f"board={name}", *(overrides or [])])
+        cfg = compose(config_name=None, overrides=[f"+board={name}", *(overrides or [])])
     return cfg.board
 
 
 def specs() -> dict[str, BoardSpec]:
     """Every board's checked spec, by name (BoardConfigError at the first that breaks the contract)."""
-    return {name: board_spec(board_config(name)) for name in board_names()}
+    with _hydra():
+        return {name: board_spec(board_config(name)) for name in board_names()}
 
 
 def runnable_boards() -> list[str]:
     """Boards whose YAML names an adapter."""
-    return [name for name in board_names() if adapter_class(board_config(name)) is not None]
+    with _hydra():
+        return [name for name in board_names() if adapter_class(board_config(name)) is not None]
