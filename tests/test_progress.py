@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import REPO, run_unpu
-from unpu.tracking import BASIC_SWEEPER, sweep_size
+from unpu.sweep import BASIC_SWEEPER, sweep_size
 
 FAST = ["model=ad_fc", "bench.windows=2", "bench.iterations=3", "bench.validation_inputs=2"]
 BAR = re.compile(r"━+ \d+/\d+ \d+:\d\d:\d\d")  # a rich progress bar: bar, M/N, elapsed

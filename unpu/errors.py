@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class UnpuError(RuntimeError):
     """Something the user must fix or know, said in one line."""
@@ -22,3 +24,16 @@ class DeviceCrashed(BoardError):
 
 class BoardConfigError(UnpuError):
     """A board YAML breaks the board contract (unknown key, wrong type, missing port folder)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: not an Exception, so no `except Exception` on the way out swallows
+    it; every layer closes what it holds and lets it pass."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def reason(self) -> str:
+        return f"interrupted by {signal.Signals(self.signum).name}"

@@ -1,14 +1,16 @@
 """One benchmark job, start to end: pre-flight, model, build, measure, validate, record.
 
 Every job is an MLflow run. Anything that goes wrong after the run is opened marks it FAILED
-with its log, transcript and error attached; `UsageError`s (bad config, unknown board) are caught
-before any work and never open a run.
+with its log, transcript, device logs and error attached; SIGINT/SIGTERM mark it KILLED the same way.
+`UsageError`s (bad config, unknown board, an unreachable tracking store) are caught before any work
+and never open a run. In a resumed sweep a job whose config already FINISHED under the same parent
+is not run again.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from unpu.boards.spec import BoardSpec
 from unpu.cache import Cache
 from unpu.codegen import CodegenError, read_model
 from unpu.codegen.planner import plan_memory
-from unpu.errors import UnpuError
+from unpu.errors import Interrupted, UnpuError
 from unpu.graph import GraphInfo, inspect_tflite
 from unpu.measure import (
     Reference,
@@ -41,7 +43,19 @@ from unpu.models import ZOO
 from unpu.models.loader import ModelFileError, check_model_file
 from unpu.protocol import STAGES, Transcript
 from unpu.quantize import MODES
-from unpu.tracking import RunRecorder, git_commit, log_files, params_from_config
+from unpu.tracking import (
+    DIGEST_TAG,
+    RunRecorder,
+    check_store,
+    close_orphans,
+    config_digest,
+    finished_twin,
+    git_commit,
+    log_files,
+    open_store,
+    params_from_config,
+    supersede,
+)
 
 log = logging.getLogger("unpu")
 
@@ -82,6 +96,10 @@ def build_context(cfg: DictConfig) -> BuildContext:
 def preflight(cfg: DictConfig) -> tuple[Board, Meter | None]:
     """The board adapter and the meter (None for meter=none), or UsageError (one line)."""
     try:
+        check_store(str(cfg.tracking.uri))
+    except UnpuError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         spec = board_spec(cfg.board)
     except UnpuError as exc:
         raise UsageError(str(exc)) from None
@@ -113,12 +131,24 @@ def _meter(cfg: DictConfig) -> Meter | None:
     return meter
 
 
+def _number(node: DictConfig, key: str, kind: type, low: float, where: str, strict: bool = False) -> None:
+    """node[key] must be a finite `kind` >= low (> low if strict): else one line naming it."""
+    value = node[key]
+    try:
+        number = kind(value)
+        if isinstance(value, bool) or (kind is int and number != float(value)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}.{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if not math.isfinite(number) or number < low or (strict and number == low):
+        raise UsageError(f"{where}.{key} must be {'>' if strict else '>='} {low:g} and finite, got {value!r}")
+
+
 def _check_quant(cfg: DictConfig) -> None:
     if cfg.quant.name not in MODES:
         raise UsageError(f"quant={cfg.quant.name} is not one of {', '.join(MODES)}")
     for key in ("calibration_samples", "heldout_samples"):
-        if int(cfg.quant[key]) < 1:
-            raise UsageError(f"quant.{key} must be >= 1, got {cfg.quant[key]}")
+        _number(cfg.quant, key, int, 1, "quant")
 
 
 def _check_model(cfg: DictConfig) -> None:
@@ -137,23 +167,31 @@ def _check_model(cfg: DictConfig) -> None:
 
 def _check_bench(bench: DictConfig) -> None:
     for key, low in (("iterations", 1), ("windows", 1), ("warmup", 0), ("validation_inputs", 0)):
-        if int(bench[key]) < low:
-            raise UsageError(f"bench.{key} must be >= {low}, got {bench[key]}")
-    if float(bench.timeout_s) <= 0 or float(bench.min_window_s) < 0:
-        raise UsageError("bench.timeout_s must be > 0 and bench.min_window_s >= 0")
+        _number(bench, key, int, low, "bench")
+    _number(bench, "timeout_s", float, 0, "bench", strict=True)   # nan or inf would wait forever
+    _number(bench, "min_window_s", float, 0, "bench")
 
 
 # -- the job ----------------------------------------------------------------------------------------
 
 def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) -> JobResult:
+    if cfg.get("resume") and parent_run_id is None:
+        raise UsageError("resume=<parent run id> continues a sweep: use it with -m")
     board, meter = preflight(cfg)
+    digest = config_digest(cfg)
+    store = _open_store(cfg)
+    close_orphans(*store)
+    resume = cfg.get("resume")
+    if resume:
+        done = _finished_before(cfg, store, parent_run_id, digest)
+        if done is not None:
+            return done
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"{board.spec.name}/{steps.model_id(cfg)}/{cfg.quant.name}"
-    try:
-        recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
-                               tags=base_tags(cfg, board, meter))
-    except Exception as exc:  # unreachable server, unwritable database...
-        raise UsageError(f"cannot record to MLflow at {cfg.tracking.uri}: {_one_line(exc)}"[:400]) from None
+    recorder = RunRecorder(str(cfg.tracking.uri), str(cfg.tracking.experiment), name, parent_run_id,
+                           tags={**base_tags(cfg, board, meter), DIGEST_TAG: digest})
+    if resume:
+        supersede(*store, parent_run_id, digest, recorder.run_id)
     handler = _attach_log(workdir / "run.log")
     job = _Job(cfg, board, workdir, recorder, meter)
     status = "FAILED"
@@ -161,6 +199,11 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
         job.run()
         status = "FINISHED"
         return JobResult(recorder.run_id, job.metrics, job.tags)
+    except Interrupted as exc:
+        status = "KILLED"
+        log.error("run %s KILLED: %s", name, exc.reason)
+        recorder.set_tags({"unpu.error": f"{exc.reason} during the job"})
+        raise
     except Exception as exc:
         message = _one_line(exc)
         log.error("run %s FAILED: %s", name, message)
@@ -175,6 +218,23 @@ def run_job(cfg: DictConfig, workdir: Path, parent_run_id: str | None = None) ->
         recorder.finish(status)
 
 
+def _open_store(cfg: DictConfig) -> tuple[Any, str]:
+    try:
+        return open_store(str(cfg.tracking.uri), str(cfg.tracking.experiment))
+    except Exception as exc:  # passed check_store, then failed: a server that broke in between
+        raise UsageError(f"cannot record to MLflow at {cfg.tracking.uri}: {_one_line(exc)}"[:400]) from None
+
+
+def _finished_before(cfg: DictConfig, store: tuple[Any, str], parent_run_id: str | None, digest: str) -> JobResult | None:
+    """In a resumed sweep: the earlier FINISHED run of this very config, which is not run again."""
+    twin = finished_twin(*store, parent_run_id, digest)
+    if twin is None:
+        return None
+    log.info("%s/%s/%s finished before in run %s: not run again", cfg.board.name, steps.model_id(cfg),
+             cfg.quant.name, twin.info.run_id)
+    return JobResult(twin.info.run_id, dict(twin.data.metrics), dict(twin.data.tags))
+
+
 def record_rejected(cfg: DictConfig, parent_run_id: str | None, message: str) -> str:
     """A sweep job refused in pre-flight still shows in the sweep, as a FAILED child with the reason."""
     model = steps.model_id(cfg) if cfg.model.source == "zoo" or cfg.model.get("path") else "file"
@@ -182,7 +242,7 @@ def record_rejected(cfg: DictConfig, parent_run_id: str | None, message: str) ->
                            f"{cfg.board.name}/{model}/{cfg.quant.name}", parent_run_id,
                            tags={"board": cfg.board.name, "model": model, "quant": cfg.quant.name,
                                  "support": str(cfg.board.get("support")), "unpu.kind": "job",
-                                 "unpu.error": message[:4000]})
+                                 "unpu.error": message[:4000], DIGEST_TAG: config_digest(cfg)})
     recorder.finish("FAILED")
     return recorder.run_id
 
@@ -207,7 +267,7 @@ def base_tags(cfg: DictConfig, board: Board, meter: Meter | None = None) -> dict
         "quant": cfg.quant.name, "compiler": spec.toolchain.compiler, "runtime": spec.runtime,
         "support": spec.support.value, "source.latency": board.source_latency,
         "source.energy": meter.source if meter else "none", "meter": cfg.meter.name, "git_commit": git_commit(),
-        "unpu.kind": "job", "unpu.pid": str(os.getpid()),
+        "unpu.kind": "job",
         # a DVC bench stage (unpu.dvc_stages) passes the dvc.lock md5s of the model and binary it ran
         **{f"dvc.{k}": str(v) for k, v in (cfg.get("dvc") or {}).items() if v is not None},
     }
@@ -221,6 +281,7 @@ class _Job:
         self.metrics: dict[str, float] = {}
         self.tags: dict[str, str] = {}
         self.artifacts: list[tuple[str, Path]] = []
+        self.firmware: Firmware | None = None   # its artifacts (device logs) are uploaded however the job ends
         self.graph: GraphInfo | None = None
 
     def run(self) -> None:
@@ -231,7 +292,7 @@ class _Job:
         model = steps.quantized_model(cfg, Cache(cfg.cache.dir))
         self._record_model(model, time.monotonic() - t0)
         self.board.preflight(model)
-        firmware = self.board.build(model, self.workdir)
+        firmware = self.firmware = self.board.build(model, self.workdir)
         self.metrics.update(firmware.metrics)
         self._tag({"digest.firmware": firmware.digest, **firmware.tags})
         if firmware.kind is FirmwareKind.ESTIMATE:
@@ -350,10 +411,14 @@ class _Job:
             self.metrics["estimate/ratio"] = inference_us / estimate
 
     def log_artifacts(self) -> None:
+        """Everything the job produced so far: on failure too, when the device logs matter most."""
         transcript = self.workdir / "serial_transcript.txt"
         transcript.write_text(self.transcript.text())
+        files = dict(self.artifacts)
+        if self.firmware is not None:
+            files.update(self.firmware.artifacts)
+        files.update({"serial_transcript.txt": transcript, "run.log": self.workdir / "run.log"})
         try:
-            log_files(self.recorder, [*self.artifacts, ("serial_transcript.txt", transcript),
-                                      ("run.log", self.workdir / "run.log")])
+            log_files(self.recorder, files.items())
         except Exception as exc:  # never let artifact upload hide the job's own outcome
             log.warning("could not log artifacts: %s", exc)
