@@ -295,6 +295,34 @@ def test_nan_samples_are_an_error():
         analyze(trace)
 
 
+def record_as_driver(path: Path, signals: str, data: dict[str, np.ndarray], length: int,
+                     skew: dict[str, int] | None = None, first: int = 0, notes: str | None = None) -> None:
+    """Write `data` (topic → samples) with pyjoulescope_driver's own recorder, fed in blocks as the
+    driver feeds it; `skew` starts a topic that many samples later, `first` is the first sample id."""
+    from pyjls import time64
+    from pyjoulescope_driver.record import Record
+
+    class Driver:   # the recorder only subscribes/publishes; the samples are pushed below
+        def subscribe(self, *args, **kwargs): pass
+        def unsubscribe(self, *args, **kwargs): pass
+        def publish(self, *args, **kwargs): pass
+
+    skew = skew or {}
+    record = Record(Driver(), "u/js220/000415", signals=signals)
+    record.open(str(path), user_data=[(0, notes)] if notes else None)
+    block, utc0 = 8192, time64.now()
+    for b0 in range(0, length - max(skew.values(), default=0), block):
+        for topic, x in data.items():
+            start = b0 + skew.get(topic, 0)
+            chunk = x[start:start + block]
+            if topic.startswith("gpi"):
+                chunk = np.packbits(chunk, bitorder="little")
+            record._on_data(f"u/js220/000415/s/{topic}/!data", {
+                "decimate_factor": 1, "sample_id": first + start, "sample_rate": int(RATE),
+                "utc": utc0 + (first + start) * time64.SECOND // int(RATE), "data": chunk})
+    record.close()
+
+
 # ---- MLPerf Tiny style: the timestamp pin alone --------------------------------------------------
 
 def window_integral_uj(back: Trace, n: int) -> float:
@@ -331,29 +359,10 @@ def test_stage_pin_that_never_toggles_gives_the_mlperf_window(tmp_path, idle_s):
 def test_driver_recording_without_the_stage_pin(tmp_path):
     """pyjoulescope_driver's recorder with current, voltage and gpi[0] only, as an MLPerf Tiny
     energy setup wires one pin: the file has no gpi[1] and gives the window energy."""
-    from pyjls import time64
-    from pyjoulescope_driver.record import Record
-
-    class Driver:   # the recorder only subscribes/publishes; the samples are pushed below
-        def subscribe(self, *args, **kwargs): pass
-        def unsubscribe(self, *args, **kwargs): pass
-        def publish(self, *args, **kwargs): pass
-
     cap = capture(n=8, w=1, idle_s=None)
     trace = render(cap, seed=8)
-    record = Record(Driver(), "u/js220/000777", signals="current,voltage,gpi[0]")
-    record.open(str(tmp_path / "mlperf_drv.jls"))
     data = {"i": trace.current, "v": trace.voltage, "gpi/0": trace.gpi0}
-    block, utc0 = 8192, time64.now()
-    for b0 in range(0, len(trace), block):
-        for topic, x in data.items():
-            chunk = x[b0:b0 + block]
-            if topic.startswith("gpi"):
-                chunk = np.packbits(chunk, bitorder="little")
-            record._on_data(f"u/js220/000777/s/{topic}/!data", {
-                "decimate_factor": 1, "sample_id": b0, "sample_rate": int(RATE),
-                "utc": utc0 + b0 * time64.SECOND // int(RATE), "data": chunk})
-    record.close()
+    record_as_driver(tmp_path / "mlperf_drv.jls", "current,voltage,gpi[0]", data, len(trace))
     back = read_jls(tmp_path / "mlperf_drv.jls")
     assert back.gpi1 is None and back.gpi0 is not None
     report = analyze(back, iterations=8)
@@ -427,31 +436,11 @@ def test_jls_keeps_a_fractional_sample_rate(tmp_path):
 def test_reads_pyjoulescope_driver_recording(tmp_path):
     """A file written by pyjoulescope_driver's own recorder (fed as the driver feeds it), whose
     signals start at different sample ids and which carries a power signal."""
-    from pyjls import time64
-    from pyjoulescope_driver.record import Record
-
-    class Driver:   # the recorder only subscribes/publishes; the samples are pushed below
-        def subscribe(self, *args, **kwargs): pass
-        def unsubscribe(self, *args, **kwargs): pass
-        def publish(self, *args, **kwargs): pass
-
     trace = render(capture(n=5, w=1, idle_s=0.002))
-    record = Record(Driver(), "u/js220/000415", signals="current,voltage,power,gpi[0],gpi[1]")
-    record.open(str(tmp_path / "drv.jls"), user_data=[(0, "bench capture")])
-    skew = {"i": 0, "v": 3, "p": 0, "gpi/0": 8, "gpi/1": 16}
     data = {"i": trace.current, "v": trace.voltage, "p": trace.current * trace.voltage,
             "gpi/0": trace.gpi0, "gpi/1": trace.gpi1}
-    first, block, utc0 = 5_000_000, 8192, time64.now()
-    for b0 in range(0, len(trace) - 16, block):
-        for topic, x in data.items():
-            chunk = x[b0 + skew[topic]:b0 + skew[topic] + block]
-            if topic.startswith("gpi"):
-                chunk = np.packbits(chunk, bitorder="little")
-            sample_id = first + b0 + skew[topic]
-            record._on_data(f"u/js220/000415/s/{topic}/!data", {
-                "decimate_factor": 1, "sample_id": sample_id, "sample_rate": int(RATE),
-                "utc": utc0 + sample_id * time64.SECOND // int(RATE), "data": chunk})
-    record.close()
+    record_as_driver(tmp_path / "drv.jls", "current,voltage,power,gpi[0],gpi[1]", data, len(trace),
+                     skew={"i": 0, "v": 3, "p": 0, "gpi/0": 8, "gpi/1": 16}, first=5_000_000, notes="bench capture")
     back = read_jls(tmp_path / "drv.jls")
     assert back.meta == {"source": "jls", "device": "JS220-000415", "notes": "bench capture"}
     m = len(back)
