@@ -234,7 +234,7 @@ def test_native_dscnn_output_matches_litert_reference(dscnn_native):
     spec = reference.input_spec
     rng = np.random.default_rng(0)
     with board_of(cfg).open(firmware, Transcript(), tmp) as client:
-        assert client.profile()["model"] == "dscnn"
+        assert client.profile()["model"] == "kws01"  # its MLPerf Tiny id (conf/model/dscnn.yaml)
         for _ in range(10):
             x = rng.integers(-128, 128, size=spec.shape, dtype=np.int8)
             client.load_input(x.tobytes())

@@ -279,11 +279,13 @@ def test_wrong_iterations_and_missing_signals():
     with pytest.raises(TraceError, match="pass iterations"):
         analyze(trace)
     assert analyze(trace, iterations=20).iterations == 20
-    for attr, what in (("voltage", "voltage"), ("gpi1", "gpi1"), ("gpi0", "gpi0")):
+    for attr, what in (("voltage", "voltage"), ("gpi0", "gpi0")):
         broken = render(capture(), noise=False)
         setattr(broken, attr, None)
         with pytest.raises(TraceError, match=f"no {what}"):
             analyze(broken)
+    trace.gpi1 = None   # no stage pin: the MLPerf window alone (below), not an error
+    assert analyze(trace, iterations=20).note.startswith("per-stage energy needs the stage pin")
 
 
 def test_nan_samples_are_an_error():
@@ -291,6 +293,109 @@ def test_nan_samples_are_an_error():
     trace.current[len(trace) // 2] = np.nan
     with pytest.raises(TraceError, match="NaN"):
         analyze(trace)
+
+
+def record_as_driver(path: Path, signals: str, data: dict[str, np.ndarray], length: int,
+                     skew: dict[str, int] | None = None, first: int = 0, notes: str | None = None) -> None:
+    """Write `data` (topic → samples) with pyjoulescope_driver's own recorder, fed in blocks as the
+    driver feeds it; `skew` starts a topic that many samples later, `first` is the first sample id."""
+    from pyjls import time64
+    from pyjoulescope_driver.record import Record
+
+    class Driver:   # the recorder only subscribes/publishes; the samples are pushed below
+        def subscribe(self, *args, **kwargs): pass
+        def unsubscribe(self, *args, **kwargs): pass
+        def publish(self, *args, **kwargs): pass
+
+    skew = skew or {}
+    record = Record(Driver(), "u/js220/000415", signals=signals)
+    record.open(str(path), user_data=[(0, notes)] if notes else None)
+    block, utc0 = 8192, time64.now()
+    for b0 in range(0, length - max(skew.values(), default=0), block):
+        for topic, x in data.items():
+            start = b0 + skew.get(topic, 0)
+            chunk = x[start:start + block]
+            if topic.startswith("gpi"):
+                chunk = np.packbits(chunk, bitorder="little")
+            record._on_data(f"u/js220/000415/s/{topic}/!data", {
+                "decimate_factor": 1, "sample_id": first + start, "sample_rate": int(RATE),
+                "utc": utc0 + (first + start) * time64.SECOND // int(RATE), "data": chunk})
+    record.close()
+
+
+# ---- MLPerf Tiny style: the timestamp pin alone --------------------------------------------------
+
+def window_integral_uj(back: Trace, n: int) -> float:
+    """MLPerf Tiny's figure, computed here from the samples: Σ V·I over the samples from the
+    second-last to the last falling edge of the timestamp pin (found here, not by unpu), ÷ rate ÷ N."""
+    gpi0 = back.gpi0.astype(np.int8)
+    falls = np.flatnonzero(np.diff(gpi0) == -1) + 1          # first sample at 0 after a 1
+    a, b = falls[-2], falls[-1]
+    power = back.current[a:b].astype(np.float64) * back.voltage[a:b].astype(np.float64)
+    return float(power.sum()) / back.sample_rate / n * 1e6
+
+
+@pytest.mark.parametrize("idle_s", [0.1, None])
+def test_stage_pin_that_never_toggles_gives_the_mlperf_window(tmp_path, idle_s):
+    """A capture recorded with the stage pin wired but idle (constant high), written as JLS by
+    pyjls: the window energy ÷ N equals the sample integral between the timestamp edges."""
+    cap = capture(n=20, w=2, idle_s=idle_s)
+    trace = render(cap, seed=6)
+    trace.gpi1 = np.ones(len(trace), dtype=np.uint8)
+    back = read_jls(write_jls(trace, tmp_path / "mlperf.jls"))
+    report = analyze(back)
+    assert report.window_uj == pytest.approx(window_integral_uj(back, 20), rel=1e-9)
+    e, s = cap.window()
+    assert report.window_uj == pytest.approx(e / 20 * 1e6, rel=1e-3)   # and the closed form
+    assert report.window_us == pytest.approx(s / 20 * 1e6, abs=1 / 20)  # within a sample over N
+    assert report.energy_uj == {} and report.duration_us == {} and report.warmup is None
+    assert report.note == ('per-stage energy needs the stage pin toggling at each stage (docs/protocol.md, "Pins"): '
+                           "gpi1 (stage pin) never toggles in this capture, so only the MLPerf window energy is given")
+    keys = {"energy/window_uj", "trace/window_us", "power/active_mw", "power/peak_mw"}
+    assert set(report.metrics()) == keys | ({"power/idle_mw"} if idle_s else set())
+    assert [name for name, *_ in report.spans()] == (["idle"] if idle_s else []) + ["window"]
+
+
+def test_driver_recording_without_the_stage_pin(tmp_path):
+    """pyjoulescope_driver's recorder with current, voltage and gpi[0] only, as an MLPerf Tiny
+    energy setup wires one pin: the file has no gpi[1] and gives the window energy."""
+    cap = capture(n=8, w=1, idle_s=None)
+    trace = render(cap, seed=8)
+    data = {"i": trace.current, "v": trace.voltage, "gpi/0": trace.gpi0}
+    record_as_driver(tmp_path / "mlperf_drv.jls", "current,voltage,gpi[0]", data, len(trace))
+    back = read_jls(tmp_path / "mlperf_drv.jls")
+    assert back.gpi1 is None and back.gpi0 is not None
+    report = analyze(back, iterations=8)
+    assert report.window_uj == pytest.approx(window_integral_uj(back, 8), rel=1e-9)
+    assert report.window_uj == pytest.approx(cap.window()[0] / 8 * 1e6, rel=1e-3)
+    assert "the capture has no gpi1 (stage pin) signal" in report.note
+
+
+def test_a_stage_pin_that_toggles_must_follow_the_contract():
+    """Only a silent stage pin means 'no stage pin': one that toggles a few times is refused."""
+    trace = render(capture(), noise=False)
+    trace.gpi1 = np.ones(len(trace), dtype=np.uint8)
+    trace.gpi1[len(trace) // 2:] = 0
+    with pytest.raises(TraceError, match="expected 4·N = 80 stage toggles"):
+        analyze(trace)
+
+
+def test_recorded_meter_tags_a_window_only_capture(tmp_path):
+    from helpers import compose
+    from unpu.meters.base import EnergyContext
+    from unpu.meters.recorded import RecordedTraceMeter
+
+    trace = render(capture(n=10, w=1), seed=9)
+    trace.gpi1 = None
+    path = write_jls(trace, tmp_path / "mlperf.jls")
+    cfg = compose(["meter=trace", f"meter.path={path}"], tmp_path)
+    meter = RecordedTraceMeter(cfg)
+    meter.preflight()
+    result = meter.measure(EnergyContext(None, {}, tmp_path / "run", "native · resnet8 · int8"))
+    assert result.metrics == analyze(read_jls(path)).metrics()
+    assert "energy/inference_uj" not in result.metrics
+    assert result.tags["energy.scope"].startswith("window only: per-stage energy needs the stage pin")
+    assert (tmp_path / "run" / "energy" / "power.png").stat().st_size > 0
 
 
 # ---- JLS files ----------------------------------------------------------------------------------
@@ -331,31 +436,11 @@ def test_jls_keeps_a_fractional_sample_rate(tmp_path):
 def test_reads_pyjoulescope_driver_recording(tmp_path):
     """A file written by pyjoulescope_driver's own recorder (fed as the driver feeds it), whose
     signals start at different sample ids and which carries a power signal."""
-    from pyjls import time64
-    from pyjoulescope_driver.record import Record
-
-    class Driver:   # the recorder only subscribes/publishes; the samples are pushed below
-        def subscribe(self, *args, **kwargs): pass
-        def unsubscribe(self, *args, **kwargs): pass
-        def publish(self, *args, **kwargs): pass
-
     trace = render(capture(n=5, w=1, idle_s=0.002))
-    record = Record(Driver(), "u/js220/000415", signals="current,voltage,power,gpi[0],gpi[1]")
-    record.open(str(tmp_path / "drv.jls"), user_data=[(0, "bench capture")])
-    skew = {"i": 0, "v": 3, "p": 0, "gpi/0": 8, "gpi/1": 16}
     data = {"i": trace.current, "v": trace.voltage, "p": trace.current * trace.voltage,
             "gpi/0": trace.gpi0, "gpi/1": trace.gpi1}
-    first, block, utc0 = 5_000_000, 8192, time64.now()
-    for b0 in range(0, len(trace) - 16, block):
-        for topic, x in data.items():
-            chunk = x[b0 + skew[topic]:b0 + skew[topic] + block]
-            if topic.startswith("gpi"):
-                chunk = np.packbits(chunk, bitorder="little")
-            sample_id = first + b0 + skew[topic]
-            record._on_data(f"u/js220/000415/s/{topic}/!data", {
-                "decimate_factor": 1, "sample_id": sample_id, "sample_rate": int(RATE),
-                "utc": utc0 + sample_id * time64.SECOND // int(RATE), "data": chunk})
-    record.close()
+    record_as_driver(tmp_path / "drv.jls", "current,voltage,power,gpi[0],gpi[1]", data, len(trace),
+                     skew={"i": 0, "v": 3, "p": 0, "gpi/0": 8, "gpi/1": 16}, first=5_000_000, notes="bench capture")
     back = read_jls(tmp_path / "drv.jls")
     assert back.meta == {"source": "jls", "device": "JS220-000415", "notes": "bench capture"}
     m = len(back)
@@ -400,6 +485,20 @@ def test_cli_json_table_and_iterations(tmp_path):
     assert json.loads(done.stdout) == analyze(trace, iterations=20, min_pulse_s=3e-6).metrics()
     done = cli(str(path), "--iterations", "20")
     assert done.returncode == 0 and "inference" in done.stdout and "net µJ" in done.stdout
+
+
+def test_cli_window_only_capture(tmp_path):
+    trace = render(capture(n=20, w=2))
+    trace.gpi1 = np.zeros(len(trace), dtype=np.uint8)
+    path = write_jls(trace, tmp_path / "w.jls")
+    done = cli(str(path))
+    assert done.returncode == 0, done.stderr
+    assert "window (MLPerf, last two timestamp edges)" in done.stdout and "net µJ" not in done.stdout
+    lines = [ln for ln in done.stdout.splitlines() if "per-stage energy needs the stage pin" in ln]
+    assert len(lines) == 1 and "never toggles" in lines[0]
+    done = cli(str(path), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == analyze(trace).metrics()
+    assert len(done.stderr.strip().splitlines()) == 1 and "per-stage energy needs the stage pin" in done.stderr
 
 
 @pytest.mark.parametrize("content", [b"garbage", b"jlsfmt\r\n" + bytes(200)])

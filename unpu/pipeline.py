@@ -87,7 +87,8 @@ class JobResult:
 
 def build_context(cfg: DictConfig) -> BuildContext:
     """What the board adapter may know of the job: not the job config itself."""
-    return BuildContext(model_id=steps.model_id(cfg), post=str(cfg.model.post), cache=Cache(cfg.cache.dir),
+    return BuildContext(model_id=str(cfg.model.get("mlperf_id") or steps.model_id(cfg)),
+                        post=str(cfg.model.post), cache=Cache(cfg.cache.dir),
                         timeout_s=float(cfg.bench.timeout_s),
                         calibration=lambda path: steps.samples(cfg, path, "calibration",
                                                                 int(cfg.quant.calibration_samples)))

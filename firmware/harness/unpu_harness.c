@@ -8,6 +8,9 @@
  * the start and at the end of init and at the start of every stage of every inference, warm-ups
  * included, so an `infer N W` window toggles it 2 + 4 (W + N) times, 4 N of them between the laps.
  *
+ * `timestamp%` is one lap point on its own (a timestamp-pin pulse and its m-lap-us line) and
+ * `help%` lists the commands, both as the MLPerf Tiny reference firmware frames them.
+ *
  * -DUNPU_PMU adds the `pmu%` command (docs/protocol.md): NPU performance counters of the last
  * `infer`, per timed inference. The runner provides them (runner_tflm.cc with -DUNPU_ETHOSU reads
  * the Ethos-U PMU); builds without UNPU_PMU answer `pmu%` as any unknown command, as before.
@@ -41,6 +44,29 @@ uint64_t unpu_pmu_value(uint32_t index);
 #define INT_LIMIT ((int64_t)1 << 62)
 
 enum { ST_INIT, ST_INPUT, ST_INFERENCE, ST_OUTPUT, ST_POST, ST_COUNT };
+
+/* `help%`: the firmware's name, an empty line, one line per command (as MLPerf Tiny's help). The
+ * same lines as unpu/boards/host_device.py's HELP_LINES, plus pmu in PMU builds. */
+static const char *const help_lines[] = {
+    "unpu",
+    "",
+    "help         : this list",
+    "name         : the device name, m-name-dut-[unpu]",
+    "profile      : the firmware and the model id, m-model-[<id>]",
+    "timestamp    : a lap point: timestamp-pin pulse and m-lap-us-<t>",
+    "db load N    : expect N input bytes as db <hex> lines",
+    "db HH[HH]*   : 1 to 31 input bytes in hex",
+    "db bin N CRC : N raw input bytes follow, CRC-32 in hex",
+    "infer N [W=0]: init, W warm-ups, N timed inferences",
+    "results      : the last inference's final output",
+    "stages       : the timed stages of the last infer",
+    "info         : timer clock, arena, timer name, build id",
+    "out          : the last raw output tensor in hex",
+    "idle MS      : rest MS ms between two timestamp-pin pulses",
+#ifdef UNPU_PMU
+    "pmu          : NPU counters of the last infer",
+#endif
+};
 static const char *const stage_names[ST_COUNT] = {"init", "input", "inference", "output", "post"};
 
 typedef struct {
@@ -442,6 +468,19 @@ static void out_lap(uint64_t ticks) {
     out_end();
 }
 
+/* `timestamp%`: a lap point on its own: the pin pulse and the time (MLPerf Tiny's th_timestamp
+ * prints in performance mode and pulses the pin in energy mode; unpu has one build, so both). */
+static void cmd_timestamp(void) {
+    out_lap(lap());
+}
+
+static void cmd_help(void) {
+    uint32_t i;
+    for (i = 0; i < sizeof help_lines / sizeof help_lines[0]; ++i) {
+        answer(help_lines[i]);
+    }
+}
+
 static void results_line(void) {
     const uint32_t count = runner_result_count();
     uint32_t i;
@@ -636,6 +675,10 @@ static void execute(const word_t *words, uint32_t n) {
         out_str("m-model-[");
         out_str(runner_model_id());
         answer("]");
+    } else if (word_is(words[0], "timestamp")) {
+        cmd_timestamp();
+    } else if (word_is(words[0], "help")) {
+        cmd_help();
     } else if (word_is(words[0], "db")) {
         cmd_db(args, nargs);
     } else if (word_is(words[0], "infer")) {

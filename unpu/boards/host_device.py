@@ -26,6 +26,25 @@ MAX_COMMAND = 256  # bytes in one command line, as in the C harness
 OUT_HEX_BYTES_PER_LINE = 64
 RESULTS_SHOWN = 128
 IDLE_MAX_MS = 60_000  # `idle MS%` bound, as in the C harness
+# `help%`: the firmware's name, an empty line, one line per command, as MLPerf Tiny's help frames it
+# (the same lines as the C harness's help_lines; its PMU builds add pmu)
+HELP_LINES = (
+    "unpu",
+    "",
+    "help         : this list",
+    "name         : the device name, m-name-dut-[unpu]",
+    "profile      : the firmware and the model id, m-model-[<id>]",
+    "timestamp    : a lap point: timestamp-pin pulse and m-lap-us-<t>",
+    "db load N    : expect N input bytes as db <hex> lines",
+    "db HH[HH]*   : 1 to 31 input bytes in hex",
+    "db bin N CRC : N raw input bytes follow, CRC-32 in hex",
+    "infer N [W=0]: init, W warm-ups, N timed inferences",
+    "results      : the last inference's final output",
+    "stages       : the timed stages of the last infer",
+    "info         : timer clock, arena, timer name, build id",
+    "out          : the last raw output tensor in hex",
+    "idle MS      : rest MS ms between two timestamp-pin pulses",
+)
 
 
 class TflmRunner:
@@ -138,7 +157,7 @@ class DutEngine:
         handler = {
             "name": self._name, "profile": self._profile, "db": self._db, "infer": self._infer,
             "results": self._results, "stages": self._stages, "info": self._info, "out": self._out,
-            "idle": self._idle,
+            "idle": self._idle, "timestamp": self._timestamp, "help": self._help,
         }.get(words[0])
         if handler is None:
             return [f"e-[unknown command {words[0][:32]}]"]
@@ -149,6 +168,13 @@ class DutEngine:
 
     def _profile(self, args: list[str]) -> list[str]:
         return ["m-profile-[unpu]", f"m-model-[{self.model_id}]"]
+
+    def _timestamp(self, args: list[str]) -> list[str]:
+        """`timestamp%`: a lap point on its own (the C harness also pulses its timestamp pin)."""
+        return [f"m-lap-us-{self.clock() // 1000}"]
+
+    def _help(self, args: list[str]) -> list[str]:
+        return list(HELP_LINES)
 
     def _info(self, args: list[str]) -> list[str]:
         return [f"m-clock-hz-{CLOCK_HZ}", f"m-arena-{self.runner.arena}", "m-timer-os",

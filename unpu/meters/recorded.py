@@ -4,18 +4,23 @@ The run measures latency on its board as usual; energy comes from the analysis o
 (a capture of the same board and model: unpu's own, or pyjoulescope_driver's recorder with GPI0/
 GPI1 on the firmware's pins). The inference count comes from `meter.iterations`, else from the
 file's metadata (unpu's captures store it). `source.energy` is `measured`, or `simulated` when the
-file says a simulation made it.
+file says a simulation made it. A capture in the MLPerf Tiny style, with the timestamp pin alone,
+gives the MLPerf window energy only; the tag `energy.scope` then says that per-stage energy needs
+the stage pin.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from unpu.meters.base import EnergyContext, EnergyResult, Meter, MeterError
-from unpu.meters.trace import TraceError, read_jls
+from unpu.meters.trace import TraceError, read_jls, stage_pin_note
+
+log = logging.getLogger(__name__)
 
 
 class RecordedTraceMeter(Meter):
@@ -46,4 +51,8 @@ class RecordedTraceMeter(Meter):
         shutil.copyfile(self.path, copy)
         result.artifacts["energy/trace.jls"] = copy
         result.tags["energy.trace_file"] = str(self.path)
+        note = stage_pin_note(self._trace, self.min_pulse_s)
+        if note:
+            log.warning("meter=trace: %s", note)
+            result.tags["energy.scope"] = f"window only: {note}"
         return result

@@ -8,6 +8,10 @@ start and the end of init and at the start of every stage of every inference (W 
 timed ones), so [t_start, t_end) holds exactly 4·N toggles. A capture holds an optional idle window
 (the first two timestamp edges when there are four or more) and one infer window (the last two).
 
+A capture in the MLPerf Tiny style has only the timestamp pin (no gpi1, or a gpi1 that never
+toggles): it gives the MLPerf figure alone, the energy between the last two timestamp edges ÷ N, and
+says that per-stage energy needs the stage pin. A stage pin that toggles must follow the contract.
+
 Integration rule: exact sample sums. Sample i stands for the interval [i - ½, i + ½) sample
 periods, and an edge first seen at sample i is placed at i - ½, so the stage windows tile the
 capture without gap or overlap, a stage's energy is Σ V·I over its samples ÷ rate and its
@@ -108,24 +112,25 @@ class Trace:
 class Marks:
     """Where the analysis cut the capture, as sample indices (an edge at i lies at i - ½)."""
     window: tuple[int, int]                # t_start, t_end: the last two timestamp edges
-    init: tuple[int, int]
+    init: tuple[int, int] | None           # None (and no stage_starts): a capture without the stage pin
     idle: tuple[int, int] | None
-    stage_starts: np.ndarray               # (N, 4): input, inference, output, post of each timed inference
+    stage_starts: np.ndarray | None        # (N, 4): input, inference, output, post of each timed inference
 
 
 @dataclass
 class EnergyReport:
     iterations: int
-    warmup: int                            # warm-ups seen on the stage pin
+    warmup: int | None                     # warm-ups seen on the stage pin (None without it)
     sample_rate: float
     energy_uj: dict[str, float]            # gross; init once, the others the mean per timed inference; + total
-    duration_us: dict[str, float]          # same rows, from the stage pin
+    duration_us: dict[str, float]          # same rows, from the stage pin; both empty without it
     window_uj: float                       # MLPerf: ∫P between the last two timestamp edges ÷ N
     window_us: float                       # that window's duration ÷ N
     active_mw: float                       # mean power over the inference window
     peak_mw: float                         # highest sample of V·I inside the inference window
     idle_mw: float | None
     marks: Marks
+    note: str | None = None                # why there is no per-stage energy (the stage pin), else None
 
     @property
     def net_uj(self) -> dict[str, float] | None:
@@ -141,6 +146,8 @@ class EnergyReport:
 
         m = self.marks
         out = [("idle", t(m.idle[0]), t(m.idle[1]))] if m.idle else []
+        if m.stage_starts is None:
+            return out + [("window", t(m.window[0]), t(m.window[1]))]
         out.append(("init", t(m.init[0]), t(m.init[1])))
         starts = m.stage_starts.reshape(-1)
         ends = np.append(starts[1:], m.window[1])
@@ -185,29 +192,61 @@ def pin_edges(pin: np.ndarray, min_run: int = 1) -> tuple[np.ndarray, np.ndarray
 
 
 def analyze(trace: Trace, iterations: int | None = None, min_pulse_s: float = DEFAULT_MIN_PULSE_S) -> EnergyReport:
-    """Energy per stage of the capture's infer window (see the module docstring for the rules)."""
+    """Energy per stage of the capture's infer window, or only its MLPerf window energy when the
+    capture has no stage pin (see the module docstring for the rules)."""
     n = _iterations(trace, iterations)
     current = _need(trace.current, "current (A)")
     voltage = _need(trace.voltage, "voltage (V)")
     run = min_samples(min_pulse_s, trace.sample_rate)
-    marks, warmup = _marks(trace, n, run, min_pulse_s)
+    falls = _timestamp_falls(trace, run)
+    toggles = pin_edges(trace.gpi1, run)[0] if trace.gpi1 is not None else None
+    note = _stage_pin_note(toggles)
+    if note:
+        marks, warmup = Marks(_window(falls), None, _idle(falls), None), None
+    else:
+        marks, warmup = _marks(trace, n, min_pulse_s, falls, toggles)
     t_start, t_end = marks.window
-    # In time order: [idle start, idle end,] init start, init end, t_start, 4·N stage starts, t_end.
-    bounds = np.concatenate((np.asarray(marks.idle or (), dtype=np.int64), marks.init, [t_start],
-                             marks.stage_starts.reshape(-1), [t_end])).astype(np.int64)
+    # In time order: [idle start, idle end,] [init start, init end,] t_start, [4·N stage starts,] t_end.
+    starts = marks.stage_starts.reshape(-1) if marks.stage_starts is not None else ()
+    bounds = np.concatenate([np.asarray(x, dtype=np.int64) for x in
+                             (marks.idle or (), marks.init or (), [t_start], starts, [t_end])])
     sums, peak_w = _prefix_power(current, voltage, bounds, marks.window)
     seg_uj = np.diff(sums) / trace.sample_rate * 1e6
     seg_us = np.diff(bounds) / trace.sample_rate * 1e6
     k = 2 if marks.idle else 0
-    window_uj = float(sums[-1] - sums[k + 2]) / trace.sample_rate * 1e6
+    window_uj = float(sums[-1] - sums[k + (0 if note else 2)]) / trace.sample_rate * 1e6
     window_us = (t_end - t_start) / trace.sample_rate * 1e6
-    energy = {"init": float(seg_uj[k]), **_stage_means(seg_uj[k + 3:], n)}
-    duration = {"init": float(seg_us[k]), **_stage_means(seg_us[k + 3:], n)}
-    energy["total"], duration["total"] = sum(energy.values()), sum(duration.values())
+    energy, duration = ({}, {}) if note else (_stage_rows(seg_uj, k, n), _stage_rows(seg_us, k, n))
     return EnergyReport(iterations=n, warmup=warmup, sample_rate=trace.sample_rate, energy_uj=energy,
                         duration_us=duration, window_uj=window_uj / n, window_us=window_us / n,
                         active_mw=window_uj / window_us * 1e3, peak_mw=peak_w * 1e3,
-                        idle_mw=float(seg_uj[0] / seg_us[0] * 1e3) if marks.idle else None, marks=marks)
+                        idle_mw=float(seg_uj[0] / seg_us[0] * 1e3) if marks.idle else None, marks=marks,
+                        note=note)
+
+
+def stage_pin_note(trace: Trace, min_pulse_s: float = DEFAULT_MIN_PULSE_S) -> str | None:
+    """One line saying that per-stage energy needs the stage pin, for a capture that has none (no
+    gpi1 signal, or a gpi1 that never toggles); None when the stage pin is there."""
+    run = min_samples(min_pulse_s, trace.sample_rate)
+    return _stage_pin_note(pin_edges(trace.gpi1, run)[0] if trace.gpi1 is not None else None)
+
+
+def _stage_pin_note(toggles: np.ndarray | None) -> str | None:
+    if toggles is None:
+        where = f"the capture has no {STAGE_PIN} signal"
+    elif toggles.size == 0:
+        where = f"{STAGE_PIN} never toggles in this capture"
+    else:
+        return None
+    return (f"per-stage energy needs the stage pin toggling at each stage (docs/protocol.md, \"Pins\"): "
+            f"{where}, so only the MLPerf window energy is given")
+
+
+def _stage_rows(per_segment: np.ndarray, k: int, n: int) -> dict[str, float]:
+    """init (the segment after the idle window's k bounds) and the mean of each timed stage, + total."""
+    rows = {"init": float(per_segment[k]), **_stage_means(per_segment[k + 3:], n)}
+    rows["total"] = sum(rows.values())
+    return rows
 
 
 def _stage_means(per_stage: np.ndarray, n: int) -> dict[str, float]:
@@ -233,14 +272,25 @@ def _need(signal: np.ndarray | None, what: str) -> np.ndarray:
     return signal
 
 
-def _marks(trace: Trace, n: int, run: int, min_pulse_s: float) -> tuple[Marks, int]:
+def _timestamp_falls(trace: Trace, run: int) -> np.ndarray:
     ts, level = pin_edges(_need(trace.gpi0, TIMESTAMP_PIN), run)
     falls = ts[level == 0]
     if falls.size < 2:
         raise TraceError(f"need 2 falling edges on {TIMESTAMP_PIN}, found {falls.size}")
-    t_start, t_end = int(falls[-2]), int(falls[-1])
-    idle = (int(falls[0]), int(falls[1])) if falls.size >= 4 else None
-    toggles, _ = pin_edges(_need(trace.gpi1, STAGE_PIN), run)
+    return falls
+
+
+def _window(falls: np.ndarray) -> tuple[int, int]:
+    """t_start, t_end: the last two timestamp falls (MLPerf Tiny's rule too)."""
+    return int(falls[-2]), int(falls[-1])
+
+
+def _idle(falls: np.ndarray) -> tuple[int, int] | None:
+    return (int(falls[0]), int(falls[1])) if falls.size >= 4 else None
+
+
+def _marks(trace: Trace, n: int, min_pulse_s: float, falls: np.ndarray, toggles: np.ndarray) -> tuple[Marks, int]:
+    (t_start, t_end), idle = _window(falls), _idle(falls)
     inside = toggles[(toggles >= t_start) & (toggles < t_end)]
     if inside.size != 4 * n:
         raise TraceError(_count_message(inside.size, n, falls.size, min_pulse_s))
@@ -521,7 +571,8 @@ def _start_utc(r, signal, begin: int) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m unpu.meters.trace",
-                                     description="Energy per inference stage from a JLS power capture.")
+                                     description="Energy per inference stage from a JLS power capture (only "
+                                                 "the MLPerf window energy when it has no stage pin).")
     parser.add_argument("file", type=Path, help="JLS v2 file (unpu capture or pyjoulescope_driver recording)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="timed inferences N in the infer window (default: the file's metadata)")
@@ -541,12 +592,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json:
         print(json.dumps(report.metrics()))
+        if report.note:
+            print(f"trace: {args.file}: {report.note}", file=sys.stderr)
     else:
         _print_table(args.file, trace, report)
     return 0
 
 
 def _print_table(path: Path, trace: Trace, report: EnergyReport) -> None:
+    console = Console(highlight=False)
+    if report.energy_uj:
+        console.print(_stage_table(path, trace, report))
+    else:
+        console.print(f"{path.name}: N = {report.iterations} timed inferences, {trace.sample_rate:,.0f} S/s")
+    idle = f"{report.idle_mw:,.3f} mW" if report.idle_mw is not None else "— (no idle window)"
+    console.print(f"window (MLPerf, last two timestamp edges): {report.window_uj:,.3f} µJ and "
+                  f"{report.window_us:,.1f} µs per inference; power active {report.active_mw:,.3f} mW, "
+                  f"peak {report.peak_mw:,.3f} mW, idle {idle}", soft_wrap=True)
+    if report.note:
+        console.print(report.note, soft_wrap=True)
+
+
+def _stage_table(path: Path, trace: Trace, report: EnergyReport) -> Table:
     net = report.net_uj or {}
     table = Table(title=f"{path.name}: N = {report.iterations} timed inferences, W = {report.warmup} warm-ups, "
                         f"{trace.sample_rate:,.0f} S/s", title_justify="left")
@@ -557,12 +624,7 @@ def _print_table(path: Path, trace: Trace, report: EnergyReport) -> None:
         mean_mw = energy / duration * 1e3 if duration else float("nan")
         table.add_row(stage + (" (once)" if stage == "init" else ""), f"{energy:,.3f}",
                       f"{net[stage]:,.3f}" if stage in net else "—", f"{duration:,.1f}", f"{mean_mw:,.3f}")
-    console = Console(highlight=False)
-    console.print(table)
-    idle = f"{report.idle_mw:,.3f} mW" if report.idle_mw is not None else "— (no idle window)"
-    console.print(f"window (MLPerf, last two timestamp edges): {report.window_uj:,.3f} µJ and "
-                  f"{report.window_us:,.1f} µs per inference; power active {report.active_mw:,.3f} mW, "
-                  f"peak {report.peak_mw:,.3f} mW, idle {idle}", soft_wrap=True)
+    return table
 
 
 if __name__ == "__main__":
