@@ -7,6 +7,7 @@ once the latency windows are done, with the open device link (None on boards tha
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from omegaconf import DictConfig
 
 from unpu.meters.plot import plot_trace
 from unpu.meters.trace import TraceError, analyze, write_jls
+
+log = logging.getLogger(__name__)
 
 STAGES = ("init", "input", "inference", "output", "post")
 
@@ -70,4 +73,7 @@ class Meter:
                          title=f"{ctx.title} · meter={self.meter.name}")
         tags = {"energy.sample_rate_hz": f"{trace.sample_rate:g}",
                 "energy.iterations": str(iterations or trace.meta.get("iterations", ""))}
+        if report.note:   # no usable stage pin: the MLPerf window energy only
+            log.warning("meter=%s: %s", self.meter.name, report.note)
+            tags["energy.scope"] = f"window only: {report.note}"
         return EnergyResult(report.metrics(), tags, {"energy/trace.jls": path, "energy/power.png": png})

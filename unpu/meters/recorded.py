@@ -11,16 +11,13 @@ the stage pin.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from unpu.meters.base import EnergyContext, EnergyResult, Meter, MeterError
-from unpu.meters.trace import TraceError, read_jls, stage_pin_note
-
-log = logging.getLogger(__name__)
+from unpu.meters.trace import TraceError, read_jls
 
 
 class RecordedTraceMeter(Meter):
@@ -51,8 +48,4 @@ class RecordedTraceMeter(Meter):
         shutil.copyfile(self.path, copy)
         result.artifacts["energy/trace.jls"] = copy
         result.tags["energy.trace_file"] = str(self.path)
-        note = stage_pin_note(self._trace, self.min_pulse_s)
-        if note:
-            log.warning("meter=trace: %s", note)
-            result.tags["energy.scope"] = f"window only: {note}"
         return result
