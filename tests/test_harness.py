@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import REPO, board_of, compose, native_firmware, pty_device, run_unpu
+from helpers import REPO, board_of, native_firmware, pty_device, run_unpu, zoo_build
 from unpu.protocol import STAGES, DeviceError, Transcript
 
 
@@ -205,14 +205,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def dscnn_native(shared_cache, tmp_path_factory):
-    from unpu import steps
-    from unpu.cache import Cache
-
     tmp = tmp_path_factory.mktemp("dscnn_native")
-    cfg = compose(["board=native", "model=dscnn", f"cache.dir={shared_cache}"], tmp)
-    model = steps.quantized_model(cfg, Cache(shared_cache))
-    firmware = board_of(cfg).build(model, tmp)
-    return cfg, model, firmware, tmp
+    return (*zoo_build("native", "dscnn", shared_cache, tmp), tmp)
 
 
 def test_native_build_metrics_and_cache(dscnn_native):

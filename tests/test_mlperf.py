@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import board_of, compose, native_firmware, pty_device
+from helpers import board_of, compose, native_firmware, pty_device, zoo_build
 from unpu.protocol import Transcript
 
 MLPERF_IDS = {"resnet8": "ic01", "dscnn": "kws01", "mobilenet": "vww01", "ad_fc": "ad01"}
@@ -191,14 +191,10 @@ def _timeless(lines: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def resnet8_native(shared_cache, tmp_path_factory):
     """resnet8 through unpu: the quantized model and the native board's firmware for it."""
-    from unpu import steps
-    from unpu.cache import Cache
     from unpu.measure import Reference
 
     tmp = tmp_path_factory.mktemp("resnet8_native")
-    cfg = compose(["board=native", "model=resnet8", f"cache.dir={shared_cache}"], tmp)
-    model = steps.quantized_model(cfg, Cache(shared_cache))
-    firmware = board_of(cfg).build(model, tmp)
+    cfg, model, firmware = zoo_build("native", "resnet8", shared_cache, tmp)
     return cfg, firmware, Reference(model.path.read_bytes()), tmp
 
 

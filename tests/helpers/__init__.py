@@ -36,6 +36,16 @@ def board_for(overrides: list[str], tmp: Path):
     return board_of(compose(overrides, tmp))
 
 
+def zoo_build(board: str, model: str, cache: Path, tmp: Path):
+    """(config, quantized model, firmware): a zoo model quantized and built for a board, as a run does."""
+    from unpu import steps
+    from unpu.cache import Cache
+
+    cfg = compose([f"board={board}", f"model={model}", f"cache.dir={cache}"], tmp)
+    quantized = steps.quantized_model(cfg, Cache(cache))
+    return cfg, quantized, board_of(cfg).build(quantized, tmp)
+
+
 def run_unpu(args: list[str], cwd: Path, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m unpu ARGS` in a subprocess, from `cwd` (so mlflow.db/outputs land there)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
