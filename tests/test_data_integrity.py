@@ -178,6 +178,21 @@ def test_quantized_key_follows_dataset_content_not_path(tmp_path):
         compose(["model=dscnn", "dataset=npy", f"dataset.path={data}"], tmp_path))["dataset"])
 
 
+def test_mlperf_id_is_not_in_the_model_keys(tmp_path):
+    """model.mlperf_id names the model for the MLPerf runner; adding one must not invalidate the caches."""
+    from unpu import steps
+
+    plain, named = (compose(["model=dscnn", *extra], tmp_path) for extra in ([], ["++model.mlperf_id=kws01"]))
+    assert named.model.mlperf_id == "kws01"
+    assert key_of(steps.quantized_parts(plain)) == key_of(steps.quantized_parts(named))
+
+
+def test_counts_that_are_not_integers_are_left_to_their_own_check(tmp_path):
+    from unpu import steps
+
+    steps.check_inputs(compose(["model=dscnn", "bench.validation_inputs=abc"], tmp_path))
+
+
 # -- real-world .tflite files: quantized_dimension on per-tensor tensors ----------------------------------
 
 def set_quantized_dimension(data: bytes, axis: int, per_channel_scales: int = 0, max_rank: int = 3) -> bytes:

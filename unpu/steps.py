@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ZOO_CODE = ("unpu.models", "unpu.datasets")
 QUANT_CODE = ("unpu.quantize", "unpu.models.prepare")
+# model settings that name the model but do not change the float model: adding one keeps the caches
+NOT_IN_FLOAT_KEY = ("mlperf_id",)
 
 
 class ModelInputError(ValueError):
@@ -51,7 +53,8 @@ def _conf(node: DictConfig) -> dict[str, Any]:
 
 
 def _float_parts(cfg: DictConfig) -> dict[str, Any]:
-    parts: dict[str, Any] = {"model": _conf(cfg.model), "keras": version("keras"), "code": source_digest(*ZOO_CODE)}
+    model = {k: v for k, v in _conf(cfg.model).items() if k not in NOT_IN_FLOAT_KEY}
+    parts: dict[str, Any] = {"model": model, "keras": version("keras"), "code": source_digest(*ZOO_CODE)}
     if cfg.model.source == "file":
         parts["file_digest"] = file_digest(cfg.model.path)
     return parts
@@ -100,12 +103,19 @@ def check_inputs(cfg: DictConfig) -> None:
         shape = keras_input_shape(str(cfg.model.path))   # None: the converter checks it later
     else:
         shape = ZOO[str(cfg.model.name)].input_shape
-    needs = [] if tflite else [("calibration", int(cfg.quant.calibration_samples), "quant.calibration_samples"),
-                               ("heldout", int(cfg.quant.heldout_samples), "quant.heldout_samples")]
-    needs.append(("validation", int(cfg.bench.validation_inputs) + 1, "bench.validation_inputs + 1"))
+    draws = [] if tflite else [("calibration", _count(cfg.quant.calibration_samples), "quant.calibration_samples"),
+                               ("heldout", _count(cfg.quant.heldout_samples), "quant.heldout_samples")]
+    validation = _count(cfg.bench.validation_inputs)
+    draws.append(("validation", None if validation is None else validation + 1, "bench.validation_inputs + 1"))
+    needs = [need for need in draws if need[1] is not None]
     data = dataset(cfg)
     if hasattr(data, "check"):  # a dataset class of the user's own may not check itself
         data.check(None if shape is None else tuple(int(d) for d in shape), needs)
+
+
+def _count(value: Any) -> int | None:
+    """A sample count from the config, or None when it is not one (the pre-flight of the setting says so)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def check_tflite_mode(path: Path, mode: str) -> GraphInfo:
