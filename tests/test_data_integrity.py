@@ -344,3 +344,16 @@ def test_qemu_firmware_under_a_space_path_and_its_damaged_cache_rebuilt(tmp_path
     assert second.data.tags["digest.model"] == first.data.tags["digest.model"]
     assert second.data.metrics["validation/max_abs_diff_lsb"] == 0
     assert second.data.metrics["instructions/inference"] == first.data.metrics["instructions/inference"]
+
+
+@pytest.mark.parametrize("arg", ["BUILD_DIR=/runs/a dir/firmware", "-DUNPU_BUILD_H=/c/`touch pwned`/unpu_build.h",
+                                 "/x/$(id)/out", "MODEL_C=outputs/it's/model.c"])
+def test_vendor_sdk_builds_refuse_paths_they_would_split_or_run(arg):
+    """The vendor SDKs' makefiles get absolute paths: a path make or its shell would interpret is refused."""
+    from unpu.boards.firmware import plain_paths
+    from unpu.errors import BoardError
+
+    plain = ["make", "-C", "/repo/firmware/ports/x", "-j2", "BUILD_DIR=/runs/r1/firmware", "MODEL_ADDR=0x3A300000"]
+    assert plain_paths(plain) == plain
+    with pytest.raises(BoardError, match="holds a character that make or its shell would interpret"):
+        plain_paths([*plain, arg])

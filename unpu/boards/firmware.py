@@ -137,6 +137,23 @@ def port_make_command(port_dir: Path, variables: dict[str, str]) -> list[str]:
     return ["make", "-f", makefile, jobs(), f"FW_ROOT={SOURCES_LINK}", *(f"{k}={v}" for k, v in variables.items())]
 
 
+_PATH_ARG = re.compile(r"(?:-D)?\w+=(?P<value>.*/.*)|(?P<path>.*/.*)")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.+/~:@%,=-]+")
+
+
+def plain_paths(cmd: list[str]) -> list[str]:
+    """`cmd` (a vendor SDK's make or cmake, given absolute paths), or BoardError when one of its paths
+    holds a character that make would split on or a recipe's shell would run (a space, a backtick,
+    `$`...): those builds cannot be made safe from here, so they are refused, not run."""
+    for arg in cmd[1:]:
+        match = _PATH_ARG.fullmatch(arg)
+        path = match and (match["value"] or match["path"])
+        if path and not _PLAIN_PATH.fullmatch(path):
+            raise BoardError(f"the build path {path!r} holds a character that make or its shell would interpret: "
+                             "keep the cache (cache.dir), the run directory and the SDKs on plain paths for this board")
+    return cmd
+
+
 # -- what went into a build ---------------------------------------------------------------------------
 
 def firmware_digest() -> str:
