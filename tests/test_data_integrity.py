@@ -136,6 +136,7 @@ def test_tflite_dataset_shape_checked_against_the_file(tmp_path, softmax_tflite)
     assert code == 2 and "x.npy: samples have shape (12,), model input is (10,)" in stderr
 
 
+@pytest.mark.slow
 def test_keras_file_input_shape_read_without_keras(tmp_path):
     """A Keras file's input shape comes from its config, so its dataset is checked in pre-flight too."""
     import keras
