@@ -183,9 +183,10 @@ def test_mlperf_id_is_not_in_the_model_keys(tmp_path):
     """model.mlperf_id names the model for the MLPerf runner; adding one must not invalidate the caches."""
     from unpu import steps
 
-    plain, named = (compose(["model=dscnn", *extra], tmp_path) for extra in ([], ["++model.mlperf_id=kws01"]))
-    assert named.model.mlperf_id == "kws01"
-    assert key_of(steps.quantized_parts(plain)) == key_of(steps.quantized_parts(named))
+    configs = [compose(["model=dscnn", *extra], tmp_path)
+               for extra in ([], ["++model.mlperf_id=null"], ["++model.mlperf_id=kws01"], ["++model.mlperf_id=x"])]
+    assert [c.model.mlperf_id for c in configs[1:]] == [None, "kws01", "x"]
+    assert len({key_of(steps.quantized_parts(c)) for c in configs}) == 1
 
 
 def test_counts_that_are_not_integers_are_left_to_their_own_check(tmp_path):
