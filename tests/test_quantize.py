@@ -121,6 +121,20 @@ def test_unknown_mode_and_bad_samples(prepared):
         quantize(model, "int8", np.zeros((3, 64)), heldout)
 
 
+def test_non_finite_samples_refused_before_converting(prepared):
+    """A NaN once gave quant/snr_db = 200 and top-1 agreement 1; an infinity crashed the converter."""
+    model, calibration, heldout = prepared["ad_fc"]
+    for bad, what in ((np.nan, "nan"), (np.inf, "inf")):
+        samples = calibration.copy()
+        samples[5, 7] = bad
+        with pytest.raises(QuantizationError, match=rf"calibration sample 5 is not finite: {what} at index \[5, 7\]"):
+            quantize(model, "int8", samples, heldout)
+    samples = heldout.copy()
+    samples[2, 0] = np.nan
+    with pytest.raises(QuantizationError, match="heldout sample 2 is not finite"):
+        quantize(model, "int8", calibration, samples)
+
+
 def test_unsupported_op_raises_one_line_error():
     import keras
 

@@ -2,24 +2,51 @@
 
 `SyntheticDataset` (default, offline) draws plausible inputs per `ModelSpec.data_kind`;
 `NpyDataset` is the hook for real data. Both give float32 arrays of shape (n, *input_shape) for
-the splits "calibration", "heldout" and "validation", which never share a sample.
-No TensorFlow here.
+the splits "calibration", "heldout" and "validation", which never share a sample, and both can
+check before any work that they will (`check`). No TensorFlow here.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Union
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+from unpu.cache import file_digest
 
 if TYPE_CHECKING:
     from unpu.models import ModelSpec
 
 SPLITS = ("calibration", "heldout", "validation")
 ShapeLike = Union["ModelSpec", Sequence[int]]
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what becomes float32 exactly enough
+
+
+class DatasetError(ValueError):
+    """The dataset cannot give the inputs the job needs; the message is one line."""
+
+
+class DatasetFileMissing(DatasetError, FileNotFoundError):
+    """The dataset's file does not exist."""
+
+
+def content_key(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset's part of a cache key: its config, with its data file (`path`) replaced by the
+    SHA-256 of the file's bytes: a file edited in place changes the key, a file moved does not."""
+    key = dict(conf)
+    path = key.pop("path", None)
+    if path is not None:
+        key["sha256"] = file_digest(path)
+    return key
+
+
+def first_non_finite(x: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first NaN or infinity in `x`, or None."""
+    bad = np.argwhere(~np.isfinite(x))
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
 
 
 def _split_index(split: str) -> int:
@@ -60,6 +87,9 @@ class SyntheticDataset:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
+
+    def check(self, spec_or_shape: ShapeLike | None, needs: Sequence[tuple[str, int, str]]) -> None:
+        """Nothing can go wrong: any number of finite samples of any shape."""
 
     def samples(self, spec_or_shape: ShapeLike, n: int, split: str) -> np.ndarray:
         shape, kind = _shape_and_kind(spec_or_shape)
@@ -146,16 +176,17 @@ _GENERATORS = {"image": _image, "spectrogram": _spectrogram, "vibration": _vibra
 class NpyDataset:
     """Real samples from a .npy file or an .npz archive (array under `key`, default 'x').
 
-    The array (N, *input_shape) is cut into three contiguous, disjoint slices in the order
-    calibration | heldout | validation, sized by `fractions`; a split asked for more samples
-    than its slice holds raises ValueError, as does a sample shape that is not the model input.
+    The array (N, *input_shape) of numbers is cut into three contiguous, disjoint slices in the
+    order calibration | heldout | validation, sized by `fractions`. Every problem is a DatasetError
+    naming the file: a split asked for more samples than its slice holds, a sample shape that is
+    not the model input, an array of strings or objects, a sample with a NaN or an infinity.
     """
 
     def __init__(self, path: str, key: str = "x", fractions: Sequence[float] = (0.5, 0.25, 0.25)) -> None:
         self.path = os.fspath(path)
         self.key = key
         if len(fractions) != len(SPLITS) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-            raise ValueError(f"fractions must be three non-negative numbers, got {list(fractions)}")
+            raise DatasetError(f"fractions must be three non-negative numbers, got {list(fractions)}")
         self.fractions = tuple(float(f) / sum(fractions) for f in fractions)
         self._data: np.ndarray | None = None
 
@@ -167,15 +198,29 @@ class NpyDataset:
 
     def _load(self) -> np.ndarray:
         if not os.path.exists(self.path):
-            raise FileNotFoundError(f"dataset file not found: {self.path}")
+            raise DatasetFileMissing(f"dataset file not found: {self.path}")
+        try:
+            data = self._read()
+        except DatasetError:
+            raise
+        except (ValueError, OSError, EOFError) as exc:  # numpy's many ways of saying "not an array file"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatasetError(f"{self.path}: cannot read the array: {first}") from None
+        if data.dtype.kind not in NUMERIC_KINDS:
+            raise DatasetError(f"{self.path}: holds {_kind_name(data.dtype)} (dtype {data.dtype}), not numbers")
+        if data.ndim < 1:
+            raise DatasetError(f"{self.path}: holds a single value, not an array of samples")
+        return data
+
+    def _read(self) -> np.ndarray:
         if self.path.endswith(".npz"):
-            with np.load(self.path) as archive:
+            with np.load(self.path, allow_pickle=False) as archive:
                 if self.key not in archive:
-                    raise ValueError(f"{self.path}: no array {self.key!r} (has {', '.join(archive.files)})")
+                    raise DatasetError(f"{self.path}: no array {self.key!r} (has {', '.join(archive.files)})")
                 return archive[self.key]
         if self.path.endswith(".npy"):
-            return np.load(self.path, mmap_mode="r")
-        raise ValueError(f"{self.path}: expected a .npy or .npz file")
+            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+        raise DatasetError(f"{self.path}: expected a .npy or .npz file")
 
     def bounds(self, split: str) -> tuple[int, int]:
         """[start, stop) of `split` in the array."""
@@ -184,14 +229,34 @@ class NpyDataset:
         edges = [math.floor(total * sum(self.fractions[:i]) + 1e-9) for i in range(len(SPLITS) + 1)]
         return edges[idx], edges[idx + 1]
 
-    def samples(self, spec_or_shape: ShapeLike, n: int, split: str) -> np.ndarray:
+    def check(self, spec_or_shape: ShapeLike | None, needs: Sequence[tuple[str, int, str]]) -> None:
+        """DatasetError unless every split in `needs` ((split, count, the setting that asks for it))
+        holds `count` finite samples of the model's input shape (None: any shape)."""
+        shape = tuple(self.data.shape[1:]) if spec_or_shape is None else spec_or_shape
+        for split, count, setting in needs:
+            self.samples(shape, count, split, setting)
+
+    def samples(self, spec_or_shape: ShapeLike, n: int, split: str, setting: str = "") -> np.ndarray:
         shape, _ = _shape_and_kind(spec_or_shape)
         data = self.data
         if tuple(data.shape[1:]) != shape:
-            raise ValueError(f"{self.path}: samples have shape {tuple(data.shape[1:])}, model input is {shape}")
+            raise DatasetError(f"{self.path}: samples have shape {tuple(data.shape[1:])}, model input is {shape}")
         start, stop = self.bounds(split)
         if stop - start < n:
-            raise ValueError(
-                f"{self.path}: split {split!r} has {stop - start} of {len(data)} samples, {n} requested"
-            )
-        return np.asarray(data[start : start + n], dtype=np.float32)
+            asked = f" ({setting})" if setting else ""
+            raise DatasetError(f"{self.path}: split {split!r} has {stop - start} of {len(data)} samples, "
+                               f"{n} requested{asked}")
+        with np.errstate(over="ignore"):  # an overflow is reported below, as the sample it is in
+            x = np.asarray(data[start : start + n], dtype=np.float32)
+        bad = first_non_finite(x)  # as float32: 1e39 in a float64 file is an infinity here
+        if bad is not None:
+            index = (start + bad[0], *bad[1:])
+            value = data[index]
+            what = f"{value} overflows float32" if np.isfinite(value) else f"{value}"
+            raise DatasetError(f"{self.path}: sample {index[0]} ({split} split) is not finite: {what} at index {list(index)}")
+        return x
+
+
+def _kind_name(dtype: np.dtype) -> str:
+    return {"U": "strings", "S": "byte strings", "O": "Python objects", "c": "complex numbers", "V": "records",
+            "M": "dates", "m": "time spans"}.get(dtype.kind, "values that are not numbers")

@@ -16,11 +16,18 @@ Every other op (pooling, add, softmax, reshape, quantize, custom ops, ...) count
 from __future__ import annotations
 
 import math
+import re
+import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
+
 TFLITE_IDENTIFIER = b"TFL3"
+_QUANTIZED_DIMENSION_FIELD = 16  # vtable offset of QuantizationParameters.quantized_dimension
 
 _DTYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
@@ -290,3 +297,76 @@ def activation_scales(data: bytes) -> list[float]:
         if _DTYPES.get(t.type) in ("int8", "int16", "uint8"):
             scales.append(float(q.scale[0]))
     return scales
+
+
+def describe(info: GraphInfo) -> str:
+    """What a .tflite holds, in words: e.g. "a float .tflite (float32 input, float32 weights)"."""
+    weights = sorted({info.tensors[op.inputs[pos]].dtype for op in info.ops
+                      if (pos := _WEIGHT_INPUT.get(op.op)) is not None and len(op.inputs) > pos and op.inputs[pos] >= 0})
+    io = info.inputs[0].dtype if info.inputs else "no"
+    if info.quantized:
+        kind = "a quantized .tflite"
+    elif weights and set(weights) <= _INTEGER_WEIGHTS:
+        kind = "a quantized .tflite with a float interface"
+    else:
+        kind = "a float .tflite"
+    return f"{kind} ({io} input, {'/'.join(weights) + ' weights' if weights else 'no weighted operators'})"
+
+
+# -- LiteRT, unpu's reference interpreter -------------------------------------------------------------
+
+def litert_compatible(data: bytes) -> tuple[bytes, list[str]]:
+    """A copy of `data` that LiteRT accepts, and one line per kind of change made (empty: none).
+
+    Older converters left `quantized_dimension` != 0 on tensors quantized per tensor (one scale),
+    where the axis means nothing. TFLite Micro ignores it; LiteRT refuses the model ("quantized_dimension
+    must be in range [0, rank)"). The copy has 0 there, patched in place in the flatbuffer (a
+    non-zero value is always stored, so nothing else moves); the original bytes are not touched.
+    """
+    inspect_tflite(data)  # validates
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = bytearray(data)
+    model = schema.Model.GetRootAs(buf, 0)
+    patched: set[int] = set()
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            q = graph.Tensors(t).Quantization()
+            if q is None or q.ScaleLength() != 1 or q.QuantizedDimension() == 0:
+                continue
+            pos = q._tab.Pos + q._tab.Offset(_QUANTIZED_DIMENSION_FIELD)
+            struct.pack_into("<i", buf, pos, 0)
+            patched.add(pos)
+    if not patched:
+        return bytes(data), []
+    return bytes(buf), [f"LiteRT's copy: quantized_dimension set to 0 on {len(patched)} per-tensor-quantized tensors"]
+
+
+def reference_interpreter(data: bytes) -> tuple["Interpreter", list[str]]:
+    """LiteRT with TFLite's reference kernels (BUILTIN_REF) on `litert_compatible(data)`, tensors
+    allocated, and the changes that copy needed. A model LiteRT refuses raises GraphError with its
+    messages, each said once (`dedupe_messages`)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    model, changes = litert_compatible(data)
+    try:
+        interpreter = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise GraphError(f"LiteRT refuses the model: {dedupe_messages(str(exc))}") from None
+    return interpreter, changes
+
+
+# LiteRT joins its error reporter's messages with nothing between them: "...Was 3.Tensor 30 has..."
+_MESSAGE_END = re.compile(r"\n+|(?<=[A-Za-z0-9)\]]\.)(?=[A-Za-z])")
+
+
+def dedupe_messages(text: str) -> str:
+    """An interpreter's error text on one line, a message repeated per tensor or node (the same but
+    for its numbers) said once with its count: "Tensor 30 has invalid quantization parameters. (x12)"."""
+    counts: dict[str, list] = {}
+    for message in (m.strip() for m in _MESSAGE_END.split(text)):
+        if message:
+            counts.setdefault(re.sub(r"\d+", "#", message), [message, 0])[1] += 1
+    return "; ".join(first + (f" (x{n})" if n > 1 else "") for first, n in counts.values()) or text.strip()

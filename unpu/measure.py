@@ -18,6 +18,7 @@ import numpy as np
 
 from unpu import console
 from unpu.artifacts import Timebase
+from unpu.graph import reference_interpreter
 from unpu.protocol import STAGES, DutClient, InferResult, StageTime
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,8 @@ class Reference:
     """The quantized model in ai_edge_litert with TFLite's reference kernels (BUILTIN_REF)."""
 
     def __init__(self, model: bytes) -> None:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        self.interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        self.interp.allocate_tensors()
+        # LiteRT gets a sanitised copy (unpu.graph.litert_compatible); `sanitised` says what changed
+        self.interp, self.sanitised = reference_interpreter(model)
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
 

@@ -153,16 +153,17 @@ def _check_quant(cfg: DictConfig) -> None:
 
 
 def _check_model(cfg: DictConfig) -> None:
+    """The model and the data it will be fed, before TensorFlow is imported (steps.check_inputs)."""
     model = cfg.model
-    if model.source == "zoo":
-        if model.name not in ZOO:
-            raise UsageError(f"model={model.name} is not in the zoo ({', '.join(ZOO)})")
-        return
-    if OmegaConf.is_missing(model, "path") or not model.path:
+    if model.source == "zoo" and model.name not in ZOO:
+        raise UsageError(f"model={model.name} is not in the zoo ({', '.join(ZOO)})")
+    if model.source != "zoo" and (OmegaConf.is_missing(model, "path") or not model.path):
         raise UsageError("model=file needs model.path=PATH (.tflite, .keras or .h5)")
     try:
-        check_model_file(str(model.path))
-    except ModelFileError as exc:
+        if model.source != "zoo":
+            check_model_file(str(model.path))
+        steps.check_inputs(cfg)
+    except (ModelFileError, steps.ModelInputError, steps.DatasetError) as exc:
         raise UsageError(str(exc)) from None
 
 

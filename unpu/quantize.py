@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from unpu.datasets import first_non_finite
 from unpu.graph import (
     GraphInfo,
     TensorInfo,
     activation_scales,
     inspect_tflite,
+    reference_interpreter,
     weight_scales,
 )
 from unpu.models import quiet_tensorflow
@@ -44,6 +46,9 @@ _DESCRIPTION = {
     "(EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8), int16 input/output",
     "float32": "float32: no quantization",
 }
+# the input tensor type a model of each mode has (a .tflite of another type contradicts quant=)
+INPUT_TYPES = {"int8": ("int8", "uint8"), "int8_per_tensor": ("int8", "uint8"), "int16x8": ("int16",),
+               "float32": ("float32",)}
 MAX_SNR_DB = 200.0  # reported when the outputs match exactly (avoids an infinite metric)
 MIN_SANE_SCALE = 1e-4  # below this an int8 output scale means collapsed activations
 CHILD_TIMEOUT_S = 900
@@ -108,7 +113,15 @@ def _check_samples(model: "keras.Model", samples: np.ndarray, what: str) -> np.n
         raise ValueError(f"{what} samples have shape {x.shape}, model expects (n, {', '.join(map(str, expected))})")
     if what == "calibration" and len(x) == 0:
         raise ValueError("no calibration samples")
+    _require_finite(x, f"{what} sample")
     return x
+
+
+def _require_finite(x: np.ndarray, what: str) -> None:
+    """NaN or infinity in samples or outputs would make the converter crash or every metric a lie."""
+    bad = first_non_finite(x)
+    if bad is not None:
+        raise QuantizationError(f"{what} {bad[0]} is not finite: {x[bad]} at index {list(bad)}")
 
 
 def _convert(model: "keras.Model", mode: str, calibration: np.ndarray) -> bytes:
@@ -273,10 +286,7 @@ def litert_outputs(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Run `tflite` with LiteRT's reference kernels on float samples `x` (quantizing the input
     as the model's input tensor says); returns the dequantized first output, float64.
     In-process: a model with degenerate scales aborts the process (see quantize's isolation)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_content=tflite, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
+    interpreter, _ = reference_interpreter(tflite)
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     results = []
@@ -307,7 +317,9 @@ def _fidelity(model: "keras.Model", tflite: bytes, heldout: np.ndarray, class_ou
     if len(heldout) == 0 or len(model.outputs) != 1:
         return {}
     ref = _keras_outputs(model, heldout)
+    _require_finite(ref, "float model's output on held-out sample")
     got = _isolated_litert_outputs(tflite, heldout).reshape(ref.shape)
+    _require_finite(got, "converted model's output on held-out sample")
     fidelity = {"quant/snr_db": snr_db(ref, got)}
     if class_output:
         agree = np.argmax(ref.reshape(len(ref), -1), axis=1) == np.argmax(got.reshape(len(got), -1), axis=1)

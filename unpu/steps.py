@@ -1,8 +1,10 @@
 """The model steps of the pipeline, each a cached function of its inputs.
 
 float model (Keras) -> quantized .tflite (+ calibration and fidelity report). The cache key of the
-quantized model is computed from the config and code alone, so a repeated run finds it without
-building the float model or importing TensorFlow. DVC stages call these same functions.
+quantized model is computed from the config, the digests of the files it reads (model file,
+dataset) and the code alone, so a repeated run finds it without building the float model or
+importing TensorFlow. `check_inputs` is the pre-flight of these steps, also without TensorFlow.
+DVC stages call these same functions.
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unpu.artifacts import QuantizedModel
 from unpu.cache import Cache, Entry, file_digest, source_digest
-from unpu.graph import inspect_tflite
+from unpu.datasets import DatasetError, content_key
+from unpu.graph import GraphInfo, describe, inspect_tflite
 from unpu.models import ZOO, build_model
-from unpu.models.loader import load_model_file
+from unpu.models.loader import keras_input_shape, load_model_file
 from unpu.models.prepare import prepare_untrained
-from unpu.quantize import quantize
+from unpu.quantize import INPUT_TYPES, quantize
 
 log = logging.getLogger(__name__)
 
 ZOO_CODE = ("unpu.models", "unpu.datasets")
 QUANT_CODE = ("unpu.quantize", "unpu.models.prepare")
+# model settings that name the model but do not change the float model: adding one keeps the caches
+NOT_IN_FLOAT_KEY = ("mlperf_id",)
 
 
 class ModelInputError(ValueError):
@@ -47,7 +53,8 @@ def _conf(node: DictConfig) -> dict[str, Any]:
 
 
 def _float_parts(cfg: DictConfig) -> dict[str, Any]:
-    parts: dict[str, Any] = {"model": _conf(cfg.model), "keras": version("keras"), "code": source_digest(*ZOO_CODE)}
+    model = {k: v for k, v in _conf(cfg.model).items() if k not in NOT_IN_FLOAT_KEY}
+    parts: dict[str, Any] = {"model": model, "keras": version("keras"), "code": source_digest(*ZOO_CODE)}
     if cfg.model.source == "file":
         parts["file_digest"] = file_digest(cfg.model.path)
     return parts
@@ -72,8 +79,57 @@ def _make_float(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 def dataset(cfg: DictConfig):
-    """The job's dataset (calibration, fidelity and benchmark inputs)."""
-    return instantiate(cfg.dataset)
+    """The job's dataset (calibration, fidelity and benchmark inputs); DatasetError if it cannot be made."""
+    if OmegaConf.is_missing(cfg.dataset, "path"):
+        raise DatasetError("dataset.path is not set: give the samples' file, dataset.path=FILE.npy")
+    try:
+        return instantiate(cfg.dataset)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise DatasetError(" ".join(str(cause).split()) or type(cause).__name__) from None
+
+
+# -- pre-flight: the model file and the data, before TensorFlow ----------------------------------------
+
+def check_inputs(cfg: DictConfig) -> None:
+    """Everything the model steps will read, checked without TensorFlow: a .tflite agrees with
+    quant=, and the dataset holds enough finite samples of the model's input shape for every split
+    the job draws. ModelInputError or DatasetError, one line."""
+    tflite = _user_tflite_given(cfg)
+    if tflite:
+        info = check_tflite_mode(Path(str(cfg.model.path)), str(cfg.quant.name))
+        shape: Any = info.inputs[0].shape[1:]
+    elif cfg.model.source == "file":
+        shape = keras_input_shape(str(cfg.model.path))   # None: the converter checks it later
+    else:
+        shape = ZOO[str(cfg.model.name)].input_shape
+    draws = [] if tflite else [("calibration", _count(cfg.quant.calibration_samples), "quant.calibration_samples"),
+                               ("heldout", _count(cfg.quant.heldout_samples), "quant.heldout_samples")]
+    validation = _count(cfg.bench.validation_inputs)
+    draws.append(("validation", None if validation is None else validation + 1, "bench.validation_inputs + 1"))
+    needs = [need for need in draws if need[1] is not None]
+    data = dataset(cfg)
+    if hasattr(data, "check"):  # a dataset class of the user's own may not check itself
+        data.check(None if shape is None else tuple(int(d) for d in shape), needs)
+
+
+def _count(value: Any) -> int | None:
+    """A sample count from the config, or None when it is not one (the pre-flight of the setting says so)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def check_tflite_mode(path: Path, mode: str) -> GraphInfo:
+    """The graph of a user's .tflite, or ModelInputError when its input type contradicts quant=."""
+    info = inspect_tflite(path.read_bytes())
+    dtype = info.inputs[0].dtype if info.inputs else "no"
+    if dtype in INPUT_TYPES[mode] and (info.quantized or mode == "float32"):
+        return info
+    if not info.quantized and mode != "float32":
+        advice = "unpu cannot re-quantize a .tflite: give the Keras model, or run it as it is with quant=float32"
+    else:
+        matching = [m for m, types in INPUT_TYPES.items() if dtype in types and m != "float32"]
+        advice = f"run it as it is with quant={' or quant='.join(matching)}" if matching else "unpu cannot run it"
+    raise ModelInputError(f"{path} is {describe(info)}; quant={mode} expects {INPUT_TYPES[mode][0]} input: {advice}")
 
 
 def input_spec(cfg: DictConfig, input_shape: tuple[int, ...]) -> Any:
@@ -91,17 +147,20 @@ def samples(cfg: DictConfig, model_path: Path, split: str, count: int) -> list:
 
 def quantized_model(cfg: DictConfig, cache: Cache) -> QuantizedModel:
     """The quantized .tflite for cfg.model × cfg.quant (or the user's .tflite as it is)."""
-    if cfg.model.source == "file" and str(cfg.model.path).endswith(".tflite"):
+    if _user_tflite_given(cfg):
         return _user_tflite(cfg)
-    float_parts = _float_parts(cfg)
-    parts = {"float": float_parts, "quant": _conf(cfg.quant), "dataset": _conf(cfg.dataset),
-             "tensorflow": version("tensorflow-cpu"), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-             "code": source_digest(*QUANT_CODE)}
-    entry = cache.get_or_make("quantized", parts, lambda out: _make_quantized(cfg, cache, out))
+    entry = cache.get_or_make("quantized", quantized_parts(cfg), lambda out: _make_quantized(cfg, cache, out))
     path = entry.file("model.tflite")
     meta = entry.meta()
     return QuantizedModel(model_id(cfg), path, file_digest(path), params=int(meta["params"]),
                           params_source=meta["params_source"], fidelity=meta.get("fidelity") or {}, cache_hit=entry.hit)
+
+
+def quantized_parts(cfg: DictConfig) -> dict[str, Any]:
+    """What the quantized model is a function of: its cache key's parts (the dataset by content)."""
+    return {"float": _float_parts(cfg), "quant": _conf(cfg.quant), "dataset": content_key(_conf(cfg.dataset)),
+            "tensorflow": version("tensorflow-cpu"), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "code": source_digest(*QUANT_CODE)}
 
 
 def _make_quantized(cfg: DictConfig, cache: Cache, out: Path) -> dict[str, Any]:
@@ -126,11 +185,11 @@ def _make_quantized(cfg: DictConfig, cache: Cache, out: Path) -> dict[str, Any]:
             "float_digest": file_digest(float_entry.file("model.keras"))}
 
 
+def _user_tflite_given(cfg: DictConfig) -> bool:
+    return cfg.model.source == "file" and str(cfg.model.path).lower().endswith(".tflite")
+
+
 def _user_tflite(cfg: DictConfig) -> QuantizedModel:
     path = Path(str(cfg.model.path))
-    info = inspect_tflite(path.read_bytes())
-    if not info.quantized and cfg.quant.name != "float32":
-        raise ModelInputError(
-            f"{path} is a float .tflite; unpu cannot re-quantize it: give the Keras model, or run it as it is with quant=float32"
-        )
+    info = check_tflite_mode(path, str(cfg.quant.name))
     return QuantizedModel(model_id(cfg), path, file_digest(path), params=info.params, params_source="tflite graph")

@@ -25,7 +25,7 @@ from pathlib import Path
 from unpu.artifacts import Firmware, QuantizedModel
 from unpu.boards.base import FlashStep
 from unpu.boards.ethosu import EthosUBoard, EthosUSpec
-from unpu.boards.firmware import section_address, write_build_header, write_model_c
+from unpu.boards.firmware import plain_paths, section_address, write_build_header, write_model_c
 from unpu.boards.spec import SerialSpec
 from unpu.boards.tflm_firmware import (
     build_id_of,
@@ -118,9 +118,9 @@ class AlifEnsembleBoard(EthosUBoard):
         self.require_port()
 
     def make_command(self, build_dir: Path, build_h: Path, model_c: Path, paths: dict[str, Path]) -> list[str]:
-        return ["make", "-C", str(self.port_dir), jobs(), f"ALIF_SDK={Path(os.environ[self.tool('sdk').var]).expanduser()}", f"SUBSYSTEM={self.subsystem}",
-                f"UART={self.spec.serial.uart}", f"BAUDRATE={self.spec.serial.baudrate}", f"BUILD_DIR={build_dir}",
-                f"BUILD_H={build_h}", f"MODEL_C={model_c}", *(f"{k}={v}" for k, v in paths.items())]
+        return plain_paths(["make", "-C", str(self.port_dir), jobs(), f"ALIF_SDK={Path(os.environ[self.tool('sdk').var]).expanduser()}", f"SUBSYSTEM={self.subsystem}",
+                            f"UART={self.spec.serial.uart}", f"BAUDRATE={self.spec.serial.baudrate}", f"BUILD_DIR={build_dir}",
+                            f"BUILD_H={build_h}", f"MODEL_C={model_c}", *(f"{k}={v}" for k, v in paths.items())])
 
     def setools_commands(self, setools: Path, config: Path) -> list[list[str]]:
         """Both run with cwd=SETOOLS: generate the ATOC package, then write it to MRAM."""

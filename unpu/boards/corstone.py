@@ -21,7 +21,7 @@ from pathlib import Path
 
 from unpu.artifacts import Firmware, QuantizedModel
 from unpu.boards.ethosu import EthosUBoard, EthosUSpec
-from unpu.boards.firmware import write_build_header, write_model_c
+from unpu.boards.firmware import plain_paths, write_build_header, write_model_c
 from unpu.boards.process import DeviceProcess
 from unpu.boards.tflm_firmware import (
     build_id_of,
@@ -72,8 +72,8 @@ class Corstone300FvpBoard(EthosUBoard):
         tflm_paths(self.tool("tflm"))
 
     def make_command(self, build_dir: Path, build_h: Path, model_c: Path, paths: dict[str, Path]) -> list[str]:
-        return ["make", "-C", str(self.port_dir), jobs(), f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}",
-                f"MODEL_C={model_c}", *(f"{k}={v}" for k, v in paths.items())]
+        return plain_paths(["make", "-C", str(self.port_dir), jobs(), f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}",
+                            f"MODEL_C={model_c}", *(f"{k}={v}" for k, v in paths.items())])
 
     def build_firmware(self, model: QuantizedModel, vela: VelaResult, workdir: Path) -> Firmware:
         paths = tflm_paths(self.tool("tflm"))

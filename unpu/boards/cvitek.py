@@ -24,6 +24,7 @@ from unpu.boards.firmware import (
     build_defines,
     firmware_digest,
     memory_metrics,
+    plain_paths,
     write_build_header,
     write_size_report,
 )
@@ -202,8 +203,8 @@ class CV1800BBoard(Board):
                 "UNPU_CVI_ION_BYTES": str(int(ion_bytes))}
 
     def make_command(self, build_dir: Path, build_h: Path) -> list[str]:
-        return ["make", "-C", str(self.port_dir), f"CC={self.cross_cc()}", f"TPU_SDK_PATH={self.sdk_dir()}",
-                f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}"]
+        return plain_paths(["make", "-C", str(self.port_dir), f"CC={self.cross_cc()}", f"TPU_SDK_PATH={self.sdk_dir()}",
+                            f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}"])
 
     # -- deploy and run ------------------------------------------------------------------------
     def deploy_commands(self, program: Path, cvimodel: Path) -> list[list[str]]:

@@ -6,6 +6,12 @@ Memory (pyelftools, allocated sections only, classified by flags so any toolchai
 work): text = executable, rodata = read-only data, data = writable PROGBITS (stored in flash, copied
 to RAM), bss = NOBITS. memory/flash = text + rodata + data; memory/ram = data + bss (the arena and,
 on MCU ports, the stack and heap regions the linker script reserves are in bss-like sections).
+
+Paths and make: a port built with plain make runs with its build directory as the working directory,
+which holds a symlink `firmware` to the repository's firmware/ for the length of the build; make
+gets only relative paths made of [A-Za-z0-9_.+/-] (`port_make_command`). Whatever the cache's, the
+run's or the repository's location holds (a space, a backtick, a `$`), make never splits it and no
+recipe's shell ever reads it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
@@ -24,11 +32,14 @@ from unpu.codegen import CodegenError, generate
 from unpu.errors import BoardError
 from unpu.graph import TensorInfo
 from unpu.tflite_math import softmax_gemmlowp_params
+from unpu.tools import jobs
 
 HARNESS = FIRMWARE / "harness"
 KERNELS = FIRMWARE / "kernels"
 SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".h", ".s", ".S", ".ld", ".mk", ""}
 _USER_FLAG = re.compile(r"-D\w+(=\w+)?")
+_MAKE_SAFE = re.compile(r"[A-Za-z0-9_.+/-]+")  # what neither make nor a shell gives a meaning to
+SOURCES_LINK = "firmware"  # in a build directory during a build: a symlink to the repository's firmware/
 
 
 # -- defines ------------------------------------------------------------------------------------------
@@ -98,6 +109,49 @@ def generate_model(model: bytes, out_dir: Path) -> dict:
 
 def kernel_sources() -> list[Path]:
     return sorted((KERNELS / "ref").glob("*.c"))
+
+
+# -- running a port's Makefile ------------------------------------------------------------------------
+
+@contextmanager
+def firmware_tree(build_root: Path) -> Iterator[Path]:
+    """`build_root/firmware` as a symlink to the repository's firmware/ while the block runs: make,
+    started in build_root, reaches every source by a relative path through it."""
+    link = build_root / SOURCES_LINK
+    link.symlink_to(FIRMWARE, target_is_directory=True)
+    try:
+        yield link
+    finally:
+        link.unlink()
+
+
+def port_make_command(port_dir: Path, variables: dict[str, str]) -> list[str]:
+    """make for the port at `port_dir`, to run in a build directory inside `firmware_tree`. Every
+    path among `variables` must be relative to that directory (BUILD_DIR=build, MODEL_DIR=model)."""
+    for name, value in variables.items():
+        if name.endswith("_DIR") and not _MAKE_SAFE.fullmatch(value):
+            raise BoardError(f"{name}={value!r}: a make path must be relative and made of [A-Za-z0-9_.+/-]")
+    makefile = f"{SOURCES_LINK}/{(port_dir / 'Makefile').relative_to(FIRMWARE).as_posix()}"
+    if not _MAKE_SAFE.fullmatch(makefile):
+        raise BoardError(f"firmware port folder {port_dir.name!r}: a port name must be made of [A-Za-z0-9_.+-]")
+    return ["make", "-f", makefile, jobs(), f"FW_ROOT={SOURCES_LINK}", *(f"{k}={v}" for k, v in variables.items())]
+
+
+_PATH_ARG = re.compile(r"(?:-D)?\w+=(?P<value>.*/.*)|(?P<path>.*/.*)")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.+/~:@%,=-]+")
+
+
+def plain_paths(cmd: list[str]) -> list[str]:
+    """`cmd` (a vendor SDK's make or cmake, given absolute paths), or BoardError when one of its paths
+    holds a character that make would split on or a recipe's shell would run (a space, a backtick,
+    `$`...): those builds cannot be made safe from here, so they are refused, not run."""
+    for arg in cmd[1:]:
+        match = _PATH_ARG.fullmatch(arg)
+        path = match and (match["value"] or match["path"])
+        if path and not _PLAIN_PATH.fullmatch(path):
+            raise BoardError(f"the build path {path!r} holds a character that make or its shell would interpret: "
+                             "keep the cache (cache.dir), the run directory and the SDKs on plain paths for this board")
+    return cmd
 
 
 # -- what went into a build ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from unpu.boards.firmware import (
     build_defines,
     firmware_digest,
     memory_metrics,
+    plain_paths,
     write_build_header,
     write_size_report,
 )
@@ -191,11 +192,11 @@ class Gap8Board(Board):
 
     def make_args(self, out: Path, model_dir: Path) -> list[str]:
         at = self.spec.autotiler
-        return ["make", "-C", str(out), "-f", str(self.port_dir / "Makefile"), f"MODEL_BUILD={model_dir}",
-                f"MODEL_L1={at.l1_bytes}", f"MODEL_L2={at.l2_bytes}", f"MODEL_L3={at.l3_bytes}",
-                f"CLUSTER_STACK_SIZE={at.cluster_stack_bytes}",
-                f"CLUSTER_SLAVE_STACK_SIZE={at.cluster_slave_stack_bytes}",
-                f"FREQ_FC={at.freq_fc_mhz}", f"FREQ_CL={at.freq_cl_mhz}"]
+        return plain_paths(["make", "-C", str(out), "-f", str(self.port_dir / "Makefile"), f"MODEL_BUILD={model_dir}",
+                            f"MODEL_L1={at.l1_bytes}", f"MODEL_L2={at.l2_bytes}", f"MODEL_L3={at.l3_bytes}",
+                            f"CLUSTER_STACK_SIZE={at.cluster_stack_bytes}",
+                            f"CLUSTER_SLAVE_STACK_SIZE={at.cluster_slave_stack_bytes}",
+                            f"FREQ_FC={at.freq_fc_mhz}", f"FREQ_CL={at.freq_cl_mhz}"])
 
     def model_command(self, out: Path, model_dir: Path) -> list[str]:
         return self.make_args(out, model_dir) + ["model"]

@@ -29,7 +29,7 @@ import xmodem
 
 from unpu.artifacts import Firmware, QuantizedModel
 from unpu.boards.ethosu import EthosUBoard, EthosUSpec
-from unpu.boards.firmware import write_build_header
+from unpu.boards.firmware import plain_paths, write_build_header
 from unpu.boards.tflm_firmware import build_id_of, firmware_record, tflm_defines
 from unpu.compilers.vela import VelaResult
 from unpu.errors import BoardError
@@ -148,8 +148,8 @@ class HimaxWE2Board(EthosUBoard):
         self.require_port()
 
     def make_command(self, sdk: Path, build_dir: Path, build_h: Path) -> list[str]:
-        return ["make", "-C", str(self.port_dir), f"WE2_SDK={sdk}", f"BUILD_DIR={build_dir}",
-                f"BUILD_H={build_h}", f"MODEL_ADDR=0x{XIP_BASE + self.model_offset:08X}"]
+        return plain_paths(["make", "-C", str(self.port_dir), f"WE2_SDK={sdk}", f"BUILD_DIR={build_dir}",
+                            f"BUILD_H={build_h}", f"MODEL_ADDR=0x{XIP_BASE + self.model_offset:08X}"])
 
     def image_command(self) -> list[str]:
         """Run in a copy of the SDK's we2_image_gen_local with the ELF at IMAGE_ELF; writes IMAGE_OUT."""

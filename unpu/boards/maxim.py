@@ -32,6 +32,7 @@ from unpu.boards.base import Board, FlashStep
 from unpu.boards.firmware import (
     build_defines,
     memory_metrics,
+    plain_paths,
     write_build_header,
     write_size_report,
 )
@@ -164,8 +165,8 @@ class MaximBoard(Board):
 
     # -- commands (pure) ---------------------------------------------------------------------------
     def make_command(self, project: Path, msdk: Path, build_h: Path) -> list[str]:
-        return ["make", "-C", str(project), jobs(), f"MAXIM_PATH={msdk}", f"TARGET={self.target}",
-                f"BOARD={self.spec.ai8x.board_name}", f"UNPU_BUILD_H={build_h}"]
+        return plain_paths(["make", "-C", str(project), jobs(), f"MAXIM_PATH={msdk}", f"TARGET={self.target}",
+                            f"BOARD={self.spec.ai8x.board_name}", f"UNPU_BUILD_H={build_h}"])
 
     def flash_command(self, openocd: str, msdk: Path, elf: Path) -> list[str]:
         """MSDK user guide, "Flashing on the Command-Line" (flash and exit), plus reset to run it."""

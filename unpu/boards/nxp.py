@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 
 from unpu.artifacts import Firmware, QuantizedModel
 from unpu.boards.base import Board, FlashStep
-from unpu.boards.firmware import write_build_header, write_model_c
+from unpu.boards.firmware import plain_paths, write_build_header, write_model_c
 from unpu.boards.spec import BoardSpec, MemorySpec, Spec, ToolchainSpec
 from unpu.boards.tflm_firmware import (
     build_id_of,
@@ -198,7 +198,7 @@ class MCXN947Board(Board):
                      f"-DUNPU_BAUDRATE={self.spec.serial.baudrate}",
                      f"-DUNPU_PIN_TIMESTAMP={self.spec.pins.timestamp}", f"-DUNPU_PIN_STAGE={self.spec.pins.stage}"]
         build = ["cmake", "--build", str(build_dir), "--", jobs()]
-        return [configure, build]
+        return [plain_paths(configure), plain_paths(build)]
 
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
         neutron = self.compile(model)

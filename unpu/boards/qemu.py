@@ -30,8 +30,10 @@ from unpu.boards.firmware import (
     as_cflags,
     build_defines,
     firmware_digest,
+    firmware_tree,
     generate_model,
     memory_metrics,
+    port_make_command,
     section_bytes,
     size_report,
     user_cflags,
@@ -43,7 +45,7 @@ from unpu.errors import ToolError
 from unpu.graph import inspect_tflite
 from unpu.links import free_port, tcp
 from unpu.protocol import SerialLike
-from unpu.tools import jobs, run_logged
+from unpu.tools import run_logged
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +131,11 @@ class QemuBoard(Board):
         defines.pop("UNPU_BUILD_ID")   # the port's Makefile defines it from BUILD_ID
         build_dir = out / "build"
         cflags = as_cflags(defines, for_make=True) + user_cflags(self.spec.firmware_cflags)
-        cmd = ["make", "-C", str(self.port_dir), jobs(), f"BUILD_DIR={build_dir}", f"MODEL_DIR={model_dir}",
-               f"BUILD_ID={build_id}", "EXTRA_CFLAGS=" + " ".join(cflags)]
+        cmd = port_make_command(self.port_dir, {"BUILD_DIR": build_dir.name, "MODEL_DIR": model_dir.name,
+                                                "BUILD_ID": build_id, "EXTRA_CFLAGS": " ".join(cflags)})
         try:
-            run_logged(cmd, out / "build.log", f"{self.spec.name} firmware build (make)", BUILD_TIMEOUT_S)
+            with firmware_tree(out):  # make sees relative paths only (unpu.boards.firmware)
+                run_logged(cmd, out / "build.log", f"{self.spec.name} firmware build (make)", BUILD_TIMEOUT_S, cwd=out)
         except ToolError as exc:
             raise ToolError(str(exc).replace("the firmware does not fit", f"the firmware does not fit {self.spec.name}")) from None
         for name in ("app.elf", "app.map"):

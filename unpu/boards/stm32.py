@@ -27,6 +27,7 @@ from unpu.boards.firmware import (
     build_defines,
     firmware_digest,
     memory_metrics,
+    plain_paths,
     write_build_header,
     write_size_report,
 )
@@ -217,9 +218,9 @@ class Stm32Board(Board):
                 "UNPU_BAUDRATE": str(self.spec.serial.baudrate)}
 
     def make_command(self, gen_dir: Path, build_dir: Path, build_h: Path) -> list[str]:
-        return ["make", "-C", str(self.port_dir), jobs(), f"CUBE_DIR={self.cube_dir()}",
-                f"STEDGEAI_DIR={Path(self.stedgeai()).resolve().parents[2]}", f"GEN_DIR={gen_dir}",
-                f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}"]
+        return plain_paths(["make", "-C", str(self.port_dir), jobs(), f"CUBE_DIR={self.cube_dir()}",
+                            f"STEDGEAI_DIR={Path(self.stedgeai()).resolve().parents[2]}", f"GEN_DIR={gen_dir}",
+                            f"BUILD_DIR={build_dir}", f"BUILD_H={build_h}"])
 
     def hex_command(self, raw: Path, address: int, out: Path) -> list[str]:
         """A raw memory initializer as Intel-hex at its flash address (as ST's N6 model scripts do)."""

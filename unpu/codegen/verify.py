@@ -20,6 +20,7 @@ from elftools.elf.elffile import ELFFile
 
 from unpu.codegen import generate
 from unpu.codegen.emit import KERNELS_DIR
+from unpu.graph import reference_interpreter
 
 BUILD_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 300
@@ -129,10 +130,7 @@ def random_inputs(detail: dict, n: int, seed: int) -> np.ndarray:
 
 
 def reference_outputs(data: bytes, inputs: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=bytes(data), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
+    interp, _ = reference_interpreter(data)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     outs = []
     for x in inputs:
@@ -143,9 +141,7 @@ def reference_outputs(data: bytes, inputs: np.ndarray) -> np.ndarray:
 
 
 def input_detail(data: bytes) -> tuple[dict, dict]:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=bytes(data), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp, _ = reference_interpreter(data)
     return interp.get_input_details()[0], interp.get_output_details()[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 
@@ -46,6 +47,37 @@ def check_model_file(path: str) -> None:
                 raise ModelFileError(f"{path} is not an HDF5 file")
     else:
         raise ModelFileError(f"unsupported model file {path}: expected .tflite, {', '.join(KERAS_SUFFIXES)}")
+
+
+def keras_input_shape(path: str) -> tuple[int, ...] | None:
+    """The input shape (without batch) a Keras file declares, read from its config without Keras;
+    None when it does not say one plainly (several inputs, an unknown dimension, no config)."""
+    config = _keras_config(os.fspath(path))
+    if not isinstance(config, dict):
+        return None
+    layers = (config.get("config") or {}).get("layers") or []
+    shapes = [layer_config.get("batch_shape") or layer_config.get("batch_input_shape")
+              for layer in layers if layer.get("class_name") == "InputLayer"
+              for layer_config in [layer.get("config") or {}]]
+    if not shapes:
+        shapes = [(config.get("build_config") or {}).get("input_shape")]
+    if len(shapes) != 1 or not shapes[0] or any(d is None for d in shapes[0][1:]):
+        return None
+    return tuple(int(d) for d in shapes[0][1:])
+
+
+def _keras_config(path: str) -> object:
+    try:
+        if path.lower().endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py  # a Keras dependency, not Keras: reads the HDF5 file's attributes only
+
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get("model_config")
+        return json.loads(text) if text is not None else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def _load_tflite(path: str) -> bytes:

@@ -3,8 +3,12 @@
 #   make -C firmware/ports/qemu_m55 MODEL_DIR=/path/with/model.c BUILD_DIR=/tmp/out [BUILD_ID=abc]
 #   make -C firmware/ports/qemu_m55 MODEL_DIR=... BUILD_DIR=... run     # QEMU on the terminal
 #
-# The port's Makefile sets PORT_DIR, PORT (its linker script is $(PORT).ld), CPU_FLAGS and
-# QEMU_MACHINE, then includes this. MODEL_DIR holds model.c/model.h from
+# No path may hold a space (make splits it) or a shell character (a recipe would run it); unpu
+# builds in the output directory, with `firmware` there a symlink to firmware/ and every path
+# relative: make -f firmware/ports/qemu_m55/Makefile FW_ROOT=firmware BUILD_DIR=build MODEL_DIR=model
+#
+# The port's Makefile sets PORT_DIR (its own folder, as make was given it: never made absolute),
+# PORT (its linker script is $(PORT).ld), CPU_FLAGS and QEMU_MACHINE, then includes this. MODEL_DIR holds model.c/model.h from
 # `python -m unpu.codegen MODEL.tflite DIR`. APP_SRCS replaces the harness + runner + main
 # (e.g. a port self-test); EXTRA_CFLAGS adds flags.
 include $(PORT_DIR)/../common/arm_gcc.mk
