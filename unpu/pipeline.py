@@ -30,9 +30,11 @@ from unpu.errors import UnpuError
 from unpu.graph import GraphInfo, inspect_tflite
 from unpu.measure import (
     Reference,
+    check_identity,
     count_metrics,
     latency_metrics,
     run_windows,
+    unchecked_identity,
     validate,
     window_metrics,
 )
@@ -233,7 +235,7 @@ class _Job:
         self.board.preflight(model)
         firmware = self.board.build(model, self.workdir)
         self.metrics.update(firmware.metrics)
-        self._tag({"digest.firmware": firmware.digest, **firmware.tags})
+        self._tag({**firmware.tags, **unchecked_identity(firmware)})   # a running one: digest.firmware once it answered
         if firmware.kind is FirmwareKind.ESTIMATE:
             self._record_estimate(firmware)
             self._measure_energy(None)
@@ -288,7 +290,7 @@ class _Job:
         inputs = self._inputs(model, reference, n_val + 1)
         timebase = self.board.timebase(firmware)
         with self.board.open(firmware, self.transcript, self.workdir) as client:
-            profile = client.profile()
+            self._tag(check_identity(client, firmware, self.board.context.model_id))
             measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench, timebase)
             self.metrics.update(self.board.device_metrics(client, firmware))
             self.metrics.update(latency_metrics(measurement))
@@ -302,7 +304,7 @@ class _Job:
             self.recorder.log_metrics(row, step=step)
         self._tag({"device.clock_hz": measurement.clock_hz, "device.timer": measurement.timer,
                    "flash.tool": self.board.spec.flash_tool,
-                   "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations,
+                   "bench.iterations_per_window": measurement.windows[0].iterations,
                    **({"latency.method": timebase.method} if timebase.counts else {})})
         self.artifacts.extend(firmware.artifacts.items())
 
