@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from unpu.cache import Cache
+from unpu.protocol import require_timeout
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ class BuildContext:
     # float calibration inputs of the job's dataset for the quantized model at a path, for compilers
     # that quantize again themselves
     calibration: Callable[[Path], list] | None = None
+    lock_wait_s: float = 900.0      # how long to wait for a physical board another job holds (bench.lock_wait_s)
+
+    def __post_init__(self) -> None:
+        timeout_s = require_timeout(self.timeout_s, "the device command timeout (bench.timeout_s)")
+        lock_wait_s = require_timeout(self.lock_wait_s, "the board lock wait (bench.lock_wait_s)", zero_ok=True)
+        object.__setattr__(self, "timeout_s", timeout_s)   # frozen: the validated floats replace the raw values
+        object.__setattr__(self, "lock_wait_s", lock_wait_s)
 
 
 class Timebase:

@@ -15,15 +15,16 @@ from typing import Callable
 import serial
 
 from unpu.errors import BoardError
-from unpu.protocol import SerialLike
+from unpu.protocol import SerialLike, require_timeout
 
 READ_TIMEOUT_S = 0.2
 
 
 def serial_port(path: str, baudrate: int) -> SerialLike:
-    """A UART or a pty, opened with pyserial."""
+    """A UART or a pty, opened with pyserial, exclusively: no other program (a second unpu job, a
+    terminal left open) can read the device's answers at the same time."""
     try:
-        return serial.Serial(path, baudrate=baudrate, timeout=READ_TIMEOUT_S)
+        return serial.Serial(path, baudrate=baudrate, timeout=READ_TIMEOUT_S, exclusive=True)
     except serial.SerialException as exc:
         raise BoardError(f"cannot open serial port {path}: {exc}") from None
 
@@ -38,7 +39,7 @@ def free_port() -> int:
 def tcp(port: int, within_s: float, alive: Callable[[], None], what: str) -> SerialLike:
     """A socket to 127.0.0.1:port, retried until `within_s` has passed; `alive` raises if the
     process that should listen there has died."""
-    deadline = time.monotonic() + within_s
+    deadline = time.monotonic() + require_timeout(within_s, f"the wait for {what}'s serial port")
     while True:
         alive()
         try:

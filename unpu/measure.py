@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from unpu import console
-from unpu.artifacts import Timebase
+from unpu.artifacts import Firmware, FirmwareKind, Timebase
+from unpu.boards.firmware import c_model_id
 from unpu.graph import reference_interpreter
-from unpu.protocol import STAGES, DutClient, InferResult, StageTime
+from unpu.protocol import STAGES, DeviceMismatch, DutClient, InferResult, StageTime
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,41 @@ def run_windows(client: DutClient, input_bytes: bytes, bench: Any, timebase: Tim
         progress.sizing_done(iterations)
         for index in range(windows):
             result: InferResult = client.infer(iterations, int(bench.warmup), float(bench.timeout_s))
-            stages = {name: StageTime(st.cycles, st.us_reported, timebase.stage_us(st.cycles, info.clock_hz, st.us))
+            stages = {name: replace(st, us=timebase.stage_us(st.cycles, info.clock_hz, st.us))
                       for name, st in client.stages().items()}
             m.windows.append(Window(iterations, timebase.window_us(result.window_us), stages))
             log.info("window %d/%d: inference %.1f us, total %.1f us", index + 1, windows,
                      stages["inference"].us, m.windows[-1].total_us)
             progress.advance(f"inference {stages['inference'].us:,.1f} µs")
     return m
+
+
+def check_identity(client: DutClient, firmware: Firmware, model_id: str) -> dict[str, str]:
+    """Which firmware and model the device says it runs (`info%` build id, `profile%` model), checked
+    against the firmware unpu built and the model id it was built with (the board's BuildContext;
+    firmware reports it C-safe): the tags to record, or DeviceMismatch with both values."""
+    built_model = c_model_id(model_id)
+    build = client.info().build
+    model = client.profile().get("model", "")
+    if build != firmware.build_id:
+        said = f"build id {build!r}" if build else "no build id"
+        raise DeviceMismatch(f"the device reports {said} in info%, but unpu built and flashed "
+                             f"{firmware.build_id!r}: another firmware is running")
+    if model != built_model:
+        raise DeviceMismatch(f"the device reports model {model!r} in profile%, but the firmware was built "
+                             f"for {built_model!r}")
+    return {"device.build_id": build, "device.model": model, "digest.firmware": firmware.digest,
+            "device.identity": "checked: info% build id and profile% model are the ones built"}
+
+
+def unchecked_identity(firmware: Firmware) -> dict[str, str]:
+    """The identity tags of a firmware no device will answer for: an ESTIMATE never runs, so there is
+    no build id or model to ask for, and its digest is that of what the estimate was made from. None
+    for a firmware that runs: `check_identity` records its digest once its device has answered."""
+    if firmware.kind is not FirmwareKind.ESTIMATE:
+        return {}
+    return {"digest.firmware": firmware.digest,
+            "device.identity": "not checked: ESTIMATE firmware, no device ran (nothing to report a build id)"}
 
 
 def _iterations_for_window(client: DutClient, bench: Any) -> int:

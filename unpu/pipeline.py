@@ -32,9 +32,11 @@ from unpu.errors import Interrupted, UnpuError
 from unpu.graph import GraphInfo, inspect_tflite
 from unpu.measure import (
     Reference,
+    check_identity,
     count_metrics,
     latency_metrics,
     run_windows,
+    unchecked_identity,
     validate,
     window_metrics,
 )
@@ -90,6 +92,7 @@ def build_context(cfg: DictConfig) -> BuildContext:
     return BuildContext(model_id=str(cfg.model.get("mlperf_id") or steps.model_id(cfg)),
                         post=str(cfg.model.post), cache=Cache(cfg.cache.dir),
                         timeout_s=float(cfg.bench.timeout_s),
+                        lock_wait_s=float(cfg.bench.get("lock_wait_s", 900)),
                         calibration=lambda path: steps.samples(cfg, path, "calibration",
                                                                 int(cfg.quant.calibration_samples)))
 
@@ -172,6 +175,7 @@ def _check_bench(bench: DictConfig) -> None:
         _number(bench, key, int, low, "bench")
     _number(bench, "timeout_s", float, 0, "bench", strict=True)   # nan or inf would wait forever
     _number(bench, "min_window_s", float, 0, "bench")
+    _number(bench, "lock_wait_s", float, 0, "bench")
 
 
 # -- the job ----------------------------------------------------------------------------------------
@@ -296,7 +300,7 @@ class _Job:
         self.board.preflight(model)
         firmware = self.firmware = self.board.build(model, self.workdir)
         self.metrics.update(firmware.metrics)
-        self._tag({"digest.firmware": firmware.digest, **firmware.tags})
+        self._tag({**firmware.tags, **unchecked_identity(firmware)})   # a running one: digest.firmware once it answered
         if firmware.kind is FirmwareKind.ESTIMATE:
             self._record_estimate(firmware)
             self._measure_energy(None)
@@ -347,11 +351,13 @@ class _Job:
 
     def _measure(self, model: QuantizedModel, firmware: Firmware) -> None:
         reference = Reference(model.path.read_bytes())
+        if reference.sanitised:
+            self._tag({"reference.sanitised": "; ".join(reference.sanitised)})
         n_val = int(self.cfg.bench.validation_inputs)
         inputs = self._inputs(model, reference, n_val + 1)
         timebase = self.board.timebase(firmware)
         with self.board.open(firmware, self.transcript, self.workdir) as client:
-            profile = client.profile()
+            self._tag(check_identity(client, firmware, self.board.context.model_id))
             measurement = run_windows(client, inputs[0].tobytes(), self.cfg.bench, timebase)
             self.metrics.update(self.board.device_metrics(client, firmware))
             self.metrics.update(latency_metrics(measurement))
@@ -365,7 +371,7 @@ class _Job:
             self.recorder.log_metrics(row, step=step)
         self._tag({"device.clock_hz": measurement.clock_hz, "device.timer": measurement.timer,
                    "flash.tool": self.board.spec.flash_tool,
-                   "device.model": profile.get("model"), "bench.iterations_per_window": measurement.windows[0].iterations,
+                   "bench.iterations_per_window": measurement.windows[0].iterations,
                    **({"latency.method": timebase.method} if timebase.counts else {})})
         self.artifacts.extend(firmware.artifacts.items())
 

@@ -9,18 +9,25 @@ then, for an IMAGE firmware, `open(...)` (flash, start, link -> a DutClient) and
 (how the device's timer becomes latency), `device_metrics(...)` after the timed windows; for an
 ESTIMATE firmware, `estimate_metrics(...)` instead (nothing runs).
 
-`open` is a template: flash() -> device() -> link() -> DutClient.connect(). An adapter supplies
-only what differs: its flash steps, the process the device runs in, the link it speaks over.
+`open` is a template: board lock -> flash() -> device() -> link() -> DutClient.connect(). An
+adapter supplies only what differs: its flash steps, the process the device runs in, the link it
+speaks over. A board that names a physical device (`device_address()`: board.port) is locked for
+the whole of `open`, so two jobs never flash or talk to one board at once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import sys
+import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
+from filelock import FileLock, Timeout
 from hydra.utils import get_class
 
 from unpu.artifacts import BuildContext, Firmware, QuantizedModel, Timebase
@@ -28,13 +35,72 @@ from unpu.boards.process import DeviceProcess
 from unpu.boards.spec import BoardSpec, ToolSpec, load_spec
 from unpu.errors import BoardConfigError, BoardError, ToolError
 from unpu.links import serial_port
-from unpu.protocol import DutClient, SerialLike, Transcript
+from unpu.protocol import DutClient, SerialLike, Transcript, require_timeout
 from unpu.tools import FLASH_TIMEOUT_S, require_dir, require_tool, run_logged, run_with_retry, tool_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 PORTS = FIRMWARE / "ports"
 PORT_BUILD_FILES = ("Makefile", "CMakeLists.txt")
+LOCK_DIR_ENV = "UNPU_LOCK_DIR"
+
+log = logging.getLogger(__name__)
+
+
+# -- the board lock: one job per physical board ---------------------------------------------------------
+
+def lock_dir() -> Path:
+    """Where board locks live: $UNPU_LOCK_DIR, else $XDG_RUNTIME_DIR/unpu/locks, else ~/.cache/unpu/locks."""
+    if os.environ.get(LOCK_DIR_ENV):
+        return Path(os.environ[LOCK_DIR_ENV])
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return (Path(runtime) / "unpu" if runtime else Path.home() / ".cache" / "unpu") / "locks"
+
+
+def lock_path(address: str) -> Path:
+    """The lock file of a device address; a port reached through a symlink (/dev/serial/by-id/...)
+    shares the lock of the device node it names."""
+    real = os.path.realpath(address) if address.startswith("/") else address
+    return lock_dir() / (re.sub(r"[^A-Za-z0-9_.-]+", "_", real).strip("_") + ".lock")
+
+
+def _holder(sidecar: Path) -> str:
+    try:
+        return sidecar.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown (no holder file)"
+
+
+@contextmanager
+def board_lock(address: str, board: str, wait_s: float, run: str = "") -> Iterator[Path]:
+    """Hold the lock of the physical device at `address` (a serial port) until the block ends. When
+    another job holds it, log one line naming the lock and its holder and wait up to `wait_s`, then
+    fail with one line. The holder (pid, board, run, since when) is in the lock's sidecar file."""
+    wait_s = require_timeout(wait_s, "the board lock wait (bench.lock_wait_s)", zero_ok=True)
+    path = lock_path(address)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = path.with_suffix(".holder")
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting up to %g s for board %s on %s: lock %s held by %s", wait_s, board, address, path,
+                    _holder(sidecar))
+        t0 = time.monotonic()
+        try:
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise BoardError(f"board {board} on {address} is still in use after {wait_s:g} s (bench.lock_wait_s): "
+                             f"lock {path} held by {_holder(sidecar)}") from None
+        log.info("board %s on %s is free after %.1f s", board, address, time.monotonic() - t0)
+    try:
+        sidecar.write_text(f"pid {os.getpid()} board {board} run {run or ' '.join(sys.argv)} "
+                           f"since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        log.debug("holding board lock %s", path)
+        yield path
+    finally:
+        sidecar.unlink(missing_ok=True)
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -147,22 +213,37 @@ class Board:
     # -- running: a template --------------------------------------------------------------------------
     @contextmanager
     def open(self, firmware: Firmware, transcript: Transcript, workdir: Path) -> Iterator[DutClient]:
-        """Flash (or deploy), start the device, open its link and handshake: a DutClient ready to use."""
-        self.flash(firmware, workdir)
-        with self.device(firmware, workdir) as process:
-            link = self.link(firmware, process)
-            try:
-                client = DutClient(link, self.context.timeout_s, transcript, check_alive=self.liveness(process))
-                client.connect(attempts=self.connect_attempts)
-                yield client
-            finally:
-                link.close()
+        """Lock the board (a physical one), flash (or deploy), start the device, open its link and
+        handshake: a DutClient ready to use. The lock is held until the block ends."""
+        with self.lock(workdir):
+            self.flash(firmware, workdir)
+            with self.device(firmware, workdir) as process:
+                link = self.link(firmware, process)
+                try:
+                    client = DutClient(link, self.context.timeout_s, transcript, check_alive=self.liveness(process))
+                    client.connect(attempts=self.connect_attempts)
+                    yield client
+                finally:
+                    link.close()
+
+    def device_address(self) -> str | None:
+        """Where the physical device this board flashes and talks to is reached (board.port), or None
+        when the device is private to the job: a process unpu starts for it (QEMU, the native
+        firmware, the host device process, an FVP) needs no lock."""
+        return self.spec.port or None
+
+    def lock(self, workdir: Path) -> AbstractContextManager[Any]:
+        """The board lock of a physical device (`board_lock`), nothing for a private one."""
+        address = self.device_address()
+        if address is None:
+            return nullcontext()
+        return board_lock(address, self.spec.name, self.context.lock_wait_s, str(workdir))
 
     @property
     def connect_attempts(self) -> int:
         """name% pings (~0.5 s each) before the device counts as silent: serial.timeout_s's worth
         (a board may still be booting when its port opens)."""
-        return max(int(self.spec.serial.timeout_s * 4), 1)
+        return max(int(require_timeout(self.spec.serial.timeout_s, "board.serial.timeout_s") * 4), 1)
 
     def flash(self, firmware: Firmware, workdir: Path) -> None:
         """Put the firmware on the device: the flash steps, logged to device/flash.log."""

@@ -106,6 +106,10 @@ class CV1800BBoard(Board):
             raise BoardError("board.host is not set: give the Duo's address (USB-RNDIS default: board.host=192.168.42.1)")
         return f"{self.spec.ssh.user}@{self.spec.host}"
 
+    def device_address(self) -> str | None:
+        """The Duo is one physical board reached over ssh: its lock is keyed by user, host and port."""
+        return f"{self.spec.ssh.user}@{self.spec.host}:{self.spec.ssh.port}" if self.spec.host else None
+
     def ssh_options(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.spec.ssh.connect_timeout_s}"]
         for opt in self.spec.ssh.options:

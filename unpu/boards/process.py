@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from unpu.errors import BoardError, DeviceCrashed
+from unpu.protocol import require_timeout
 
 STOP_TIMEOUT_S = 5
 TAIL_LINES = 3
@@ -83,7 +84,7 @@ class DeviceProcess:
     # -- what the process announces on its stdout ------------------------------------------------
     def read_line(self, prefix: str, within_s: float) -> str:
         """The rest of the first stdout line that starts with `prefix` (e.g. "pty ")."""
-        deadline = time.monotonic() + within_s
+        deadline = time.monotonic() + require_timeout(within_s, f"the wait for {self.what}'s '{prefix.strip()}'")
         stdout = self.proc.stdout
         assert stdout is not None, "read_line needs stdout='pipe'"
         while time.monotonic() < deadline:
@@ -104,7 +105,7 @@ class DeviceProcess:
         lines from select."""
         assert self.proc.stdout is not None, "watch_output needs stdout='pipe'"
         fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + within_s
+        deadline = time.monotonic() + require_timeout(within_s, f"the wait for {self.what}'s output")
         pending = b""
         with open(self.log_path, "ab") as log:
             while time.monotonic() < deadline:
@@ -147,7 +148,7 @@ class DeviceProcess:
     def wait(self, timeout_s: float) -> int | None:
         """The exit code if the process ends within `timeout_s`, else None (it still runs)."""
         try:
-            return self.proc.wait(timeout=timeout_s)
+            return self.proc.wait(timeout=require_timeout(timeout_s, f"the wait for {self.what} to exit"))
         except subprocess.TimeoutExpired:
             return None
 
