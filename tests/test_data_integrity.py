@@ -278,6 +278,7 @@ def test_converter_model_with_old_quantized_dimension_runs_and_validates(tmp_pat
     assert run.data.metrics["validation/max_abs_diff_lsb"] == 0 and run.data.metrics["validation/inputs"] == 10
     assert path.read_bytes() == edited   # the board ran the file as given
     assert run.data.tags["digest.model"] == hashlib.sha256(edited).hexdigest()
+    assert "quantized_dimension set to 0 on" in run.data.tags["reference.sanitised"]   # and the run says so
 
 
 # -- firmware builds under any path ------------------------------------------------------------------------
