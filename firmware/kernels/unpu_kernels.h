@@ -10,9 +10,13 @@
  * TFLite's QuantizeMultiplier does, and passed in: per output channel for per-channel
  * quantization; per-tensor quantization passes arrays whose entries are all equal.
  *
- * Variants: every function here is implemented in firmware/kernels/ref/. A board may link an
- * optimized variant (e.g. firmware/kernels/cmsis/ with Helium/DSP intrinsics) that provides the
- * same symbols; the generated model code does not change.
+ * Variants: every kernel here is implemented in firmware/kernels/ref/ as unpu_ref_<op>, and
+ * unpu_<op> is a weak alias of it (UNPU_REF_KERNEL, end of this header). A variant for an
+ * instruction set (firmware/kernels/<variant>/, chosen by the board's cpu.simd) defines unpu_<op>
+ * for the operators and shapes it speeds up: the linker takes the variant's definition, and the
+ * variant calls unpu_ref_<op> for any case it does not handle. The generated model code only ever
+ * calls unpu_<op>, and the reference stays both the fallback and the oracle the variants are tested
+ * against (bit-exact, always).
  */
 #ifndef UNPU_KERNELS_H
 #define UNPU_KERNELS_H
@@ -185,6 +189,26 @@ typedef struct {
 } unpu_concat_params_t;
 
 void unpu_concatenation_s8(const unpu_concat_params_t *p, const int8_t *const *inputs, int8_t *output);
+
+/* ---- the reference kernels under their own names (see "Variants" above) ---------------- */
+extern __typeof__(unpu_conv2d_s8) unpu_ref_conv2d_s8;
+extern __typeof__(unpu_depthwise_conv2d_s8) unpu_ref_depthwise_conv2d_s8;
+extern __typeof__(unpu_fully_connected_s8) unpu_ref_fully_connected_s8;
+extern __typeof__(unpu_add_s8) unpu_ref_add_s8;
+extern __typeof__(unpu_mul_s8) unpu_ref_mul_s8;
+extern __typeof__(unpu_max_pool_s8) unpu_ref_max_pool_s8;
+extern __typeof__(unpu_avg_pool_s8) unpu_ref_avg_pool_s8;
+extern __typeof__(unpu_mean_s8) unpu_ref_mean_s8;
+extern __typeof__(unpu_softmax_s8) unpu_ref_softmax_s8;
+extern __typeof__(unpu_logistic_s8) unpu_ref_logistic_s8;
+extern __typeof__(unpu_quantize_f32_s8) unpu_ref_quantize_f32_s8;
+extern __typeof__(unpu_dequantize_s8_f32) unpu_ref_dequantize_s8_f32;
+extern __typeof__(unpu_requantize_s8) unpu_ref_requantize_s8;
+extern __typeof__(unpu_pad_s8) unpu_ref_pad_s8;
+extern __typeof__(unpu_concatenation_s8) unpu_ref_concatenation_s8;
+
+/* In a reference kernel's file: unpu_<op> is a weak alias of unpu_ref_<op>, which a variant overrides. */
+#define UNPU_REF_KERNEL(op) extern __typeof__(unpu_ref_##op) unpu_##op __attribute__((weak, alias("unpu_ref_" #op)));
 
 #ifdef __cplusplus
 }

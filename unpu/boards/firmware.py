@@ -28,6 +28,7 @@ from elftools.elf.elffile import ELFFile
 
 from unpu.artifacts import BuildContext
 from unpu.boards.base import FIRMWARE, REPO
+from unpu.boards.spec import CpuSpec
 from unpu.codegen import CodegenError, generate
 from unpu.errors import BoardError
 from unpu.graph import TensorInfo
@@ -109,6 +110,16 @@ def generate_model(model: bytes, out_dir: Path) -> dict:
 
 def kernel_sources() -> list[Path]:
     return sorted((KERNELS / "ref").glob("*.c"))
+
+
+def kernel_variant(cpu: CpuSpec) -> str:
+    """The kernel folder a board's firmware links over the reference kernels: board.cpu.kernels, or
+    the one named by its SIMD extension when unpu has it (helium, dsp), else `ref` (docs/codegen.md)."""
+    chosen = cpu.kernels or (cpu.simd if cpu.simd and (KERNELS / cpu.simd).is_dir() else "ref")
+    if not _MAKE_SAFE.fullmatch(chosen) or not (KERNELS / chosen).is_dir():
+        have = sorted(d.name for d in KERNELS.iterdir() if d.is_dir())
+        raise BoardError(f"board.cpu.kernels={chosen!r}: no folder firmware/kernels/{chosen} (there are: {', '.join(have)})")
+    return chosen
 
 
 # -- running a port's Makefile ------------------------------------------------------------------------

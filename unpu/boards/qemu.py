@@ -33,6 +33,7 @@ from unpu.boards.firmware import (
     firmware_tree,
     generate_model,
     memory_metrics,
+    kernel_variant,
     port_make_command,
     section_bytes,
     size_report,
@@ -103,7 +104,8 @@ class QemuBoard(Board):
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
         gcc = _run(["arm-none-eabi-gcc", "--version"]).splitlines()[0]
         parts = {"model": model.digest, "post": self.context.post, "model_id": self.context.model_id,
-                 "port": self.spec.firmware_port, "cflags": user_cflags(self.spec.firmware_cflags), "gcc": gcc,
+                 "port": self.spec.firmware_port, "kernels": kernel_variant(self.spec.cpu),
+                 "cflags": user_cflags(self.spec.firmware_cflags), "gcc": gcc,
                  "firmware": firmware_digest(),
                  "code": source_digest("unpu.codegen", "unpu.boards.qemu", "unpu.boards.firmware")}
         build_id = key_of(parts)[:12]
@@ -113,6 +115,7 @@ class QemuBoard(Board):
             image=elf, digest=file_digest(elf), build_id=build_id, arena_bytes=int(entry.meta()["memory"]["memory/arena"]),
             metrics=dict(entry.meta()["memory"]),
             tags={"arena.method": "static plan (unpu.codegen)", "firmware.port": self.spec.firmware_port,
+                  "kernels": kernel_variant(self.spec.cpu),
                   "firmware.cc": gcc, "firmware.build_id": build_id, "qemu.machine": self.spec.toolchain.qemu_machine,
                   "cache.firmware": "hit" if entry.hit else "miss",
                   "latency.method": self.timebase_method()},
@@ -132,7 +135,8 @@ class QemuBoard(Board):
         build_dir = out / "build"
         cflags = as_cflags(defines, for_make=True) + user_cflags(self.spec.firmware_cflags)
         cmd = port_make_command(self.port_dir, {"BUILD_DIR": build_dir.name, "MODEL_DIR": model_dir.name,
-                                                "BUILD_ID": build_id, "EXTRA_CFLAGS": " ".join(cflags)})
+                                                "BUILD_ID": build_id, "KERNELS": kernel_variant(self.spec.cpu),
+                                                "EXTRA_CFLAGS": " ".join(cflags)})
         try:
             with firmware_tree(out):  # make sees relative paths only (unpu.boards.firmware)
                 run_logged(cmd, out / "build.log", f"{self.spec.name} firmware build (make)", BUILD_TIMEOUT_S, cwd=out)

@@ -56,6 +56,7 @@ class CpuSpec(Spec):
     cores: int = 1
     fpu: bool
     simd: Optional[str] = None            # null (none) | dsp | helium | pulp | rvv | xtensa-pie
+    kernels: Optional[str] = None         # firmware/kernels/<this>; null: the folder named by simd, else ref
     peak_ops_s: Optional[float] = None
 
 

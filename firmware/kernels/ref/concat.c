@@ -10,7 +10,7 @@ static int32_t dim(const unpu_shape4_t *s, int32_t axis) {
     return d[axis];
 }
 
-void unpu_concatenation_s8(const unpu_concat_params_t *p, const int8_t *const *inputs, int8_t *output) {
+void unpu_ref_concatenation_s8(const unpu_concat_params_t *p, const int8_t *const *inputs, int8_t *output) {
     int32_t outer = 1, base_inner = 1, a, k, i, o;
     int8_t *out = output;
     for (a = 0; a < p->axis; ++a) {
@@ -38,3 +38,5 @@ void unpu_concatenation_s8(const unpu_concat_params_t *p, const int8_t *const *i
         }
     }
 }
+
+UNPU_REF_KERNEL(concatenation_s8)

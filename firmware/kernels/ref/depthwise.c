@@ -3,7 +3,7 @@
 #include "../unpu_kernels.h"
 #include "unpu_fixedpoint.h"
 
-void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
+void unpu_ref_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
                               const int32_t *bias, int8_t *output) {
     const int32_t in_h = p->input.h, in_w = p->input.w, in_c = p->input.c;
     const int32_t out_h = p->output.h, out_w = p->output.w, out_c = p->output.c;
@@ -46,3 +46,5 @@ void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input
         }
     }
 }
+
+UNPU_REF_KERNEL(depthwise_conv2d_s8)

@@ -46,10 +46,13 @@ static void broadcast(const unpu_elementwise_params_t *p, const int8_t *in1, con
     }
 }
 
-void unpu_add_s8(const unpu_elementwise_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output) {
+void unpu_ref_add_s8(const unpu_elementwise_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output) {
     broadcast(p, in1, in2, output, add_one);
 }
 
-void unpu_mul_s8(const unpu_elementwise_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output) {
+void unpu_ref_mul_s8(const unpu_elementwise_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output) {
     broadcast(p, in1, in2, output, mul_one);
 }
+
+UNPU_REF_KERNEL(add_s8)
+UNPU_REF_KERNEL(mul_s8)

@@ -21,7 +21,7 @@ static int32_t fc_requantize(const unpu_fc_params_t *p, int32_t acc, int32_t oc)
     return unpu_multiply_by_quantized_multiplier(acc, p->multiplier[ch], p->shift[ch]);
 }
 
-void unpu_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input, const int8_t *weights,
+void unpu_ref_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input, const int8_t *weights,
                              const int32_t *bias, int8_t *output) {
     /* per-channel weights are symmetric: the reference ignores the filter zero point there */
     const int32_t filter_offset = p->per_channel ? 0 : p->filter_offset;
@@ -42,3 +42,5 @@ void unpu_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input, con
         }
     }
 }
+
+UNPU_REF_KERNEL(fully_connected_s8)

@@ -15,7 +15,7 @@ static int32_t logistic_q4(int32_t a) {
     return a > 0 ? pos : unpu_wsub(INT32_MAX, pos);
 }
 
-void unpu_logistic_s8(const unpu_logistic_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_logistic_s8(const unpu_logistic_params_t *p, const int8_t *input, int8_t *output) {
     int32_t i;
     if (p->lut) {
         for (i = 0; i < p->size; ++i) {
@@ -36,3 +36,5 @@ void unpu_logistic_s8(const unpu_logistic_params_t *p, const int8_t *input, int8
         }
     }
 }
+
+UNPU_REF_KERNEL(logistic_s8)

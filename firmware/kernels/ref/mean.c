@@ -14,7 +14,7 @@ static int floor_log2_u64(uint64_t v) {
     return n;
 }
 
-void unpu_mean_s8(const unpu_mean_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_mean_s8(const unpu_mean_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t dims[4] = {p->input.n, p->input.h, p->input.w, p->input.c};
     int32_t stride[4], kept[4], red[4], kept_stride[4], red_stride[4];
     int32_t n_kept = 0, n_red = 0, num_outputs = 1, i, d;
@@ -72,3 +72,5 @@ void unpu_mean_s8(const unpu_mean_params_t *p, const int8_t *input, int8_t *outp
         output[i] = (int8_t)unpu_clamp_i32(out, -128, 127);
     }
 }
+
+UNPU_REF_KERNEL(mean_s8)

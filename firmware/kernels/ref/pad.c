@@ -2,7 +2,7 @@
 #include <string.h>
 #include "../unpu_kernels.h"
 
-void unpu_pad_s8(const unpu_pad_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_pad_s8(const unpu_pad_params_t *p, const int8_t *input, int8_t *output) {
     const unpu_shape4_t *i = &p->input, *o = &p->output;
     int32_t b, y, x;
     memset(output, p->pad_value, (size_t)o->n * o->h * o->w * o->c);
@@ -16,3 +16,5 @@ void unpu_pad_s8(const unpu_pad_params_t *p, const int8_t *input, int8_t *output
         }
     }
 }
+
+UNPU_REF_KERNEL(pad_s8)

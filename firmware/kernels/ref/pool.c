@@ -58,10 +58,13 @@ static void pool(const unpu_pool_params_t *p, const int8_t *input, int8_t *outpu
     }
 }
 
-void unpu_max_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_max_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output) {
     pool(p, input, output, max_window);
 }
 
-void unpu_avg_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_avg_pool_s8(const unpu_pool_params_t *p, const int8_t *input, int8_t *output) {
     pool(p, input, output, avg_window);
 }
+
+UNPU_REF_KERNEL(max_pool_s8)
+UNPU_REF_KERNEL(avg_pool_s8)

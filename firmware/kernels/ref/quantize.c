@@ -4,7 +4,7 @@
 #include "../unpu_kernels.h"
 #include "unpu_fixedpoint.h"
 
-void unpu_quantize_f32_s8(const float *input, int8_t *output, int32_t size, float scale, int32_t zero_point) {
+void unpu_ref_quantize_f32_s8(const float *input, int8_t *output, int32_t size, float scale, int32_t zero_point) {
     int32_t i;
     for (i = 0; i < size; ++i) {
         /* TfLiteRound(val / scale) in float; out-of-range values saturate like the int cast on x86 */
@@ -22,7 +22,7 @@ void unpu_quantize_f32_s8(const float *input, int8_t *output, int32_t size, floa
     }
 }
 
-void unpu_dequantize_s8_f32(const int8_t *input, float *output, int32_t size, float scale, int32_t zero_point) {
+void unpu_ref_dequantize_s8_f32(const int8_t *input, float *output, int32_t size, float scale, int32_t zero_point) {
     int32_t i;
     for (i = 0; i < size; ++i) {
         /* the reference computes (double)scale * (val - zp) and casts to float; that product is
@@ -30,3 +30,6 @@ void unpu_dequantize_s8_f32(const int8_t *input, float *output, int32_t size, fl
         output[i] = scale * (float)((int32_t)input[i] - zero_point);
     }
 }
+
+UNPU_REF_KERNEL(quantize_f32_s8)
+UNPU_REF_KERNEL(dequantize_s8_f32)

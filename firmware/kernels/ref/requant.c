@@ -18,7 +18,7 @@ int32_t unpu_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int
 #endif
 }
 
-void unpu_requantize_s8(const int8_t *input, int8_t *output, int32_t size, int32_t input_zero_point,
+void unpu_ref_requantize_s8(const int8_t *input, int8_t *output, int32_t size, int32_t input_zero_point,
                         int32_t output_zero_point, int32_t multiplier, int32_t shift) {
     int32_t i;
     for (i = 0; i < size; ++i) {
@@ -27,3 +27,5 @@ void unpu_requantize_s8(const int8_t *input, int8_t *output, int32_t size, int32
         output[i] = (int8_t)unpu_clamp_i32(v, -128, 127);
     }
 }
+
+UNPU_REF_KERNEL(requantize_s8)

@@ -11,7 +11,7 @@ static int32_t exp_of_diff(const unpu_softmax_params_t *p, int32_t diff) {
     return unpu_exp_on_negative_values(rescaled, kScaledDiffIntegerBits);
 }
 
-void unpu_softmax_s8(const unpu_softmax_params_t *p, const int8_t *input, int8_t *output) {
+void unpu_ref_softmax_s8(const unpu_softmax_params_t *p, const int8_t *input, int8_t *output) {
     int32_t r, c;
     for (r = 0; r < p->rows; ++r) {
         const int8_t *in = input + r * p->depth;
@@ -45,3 +45,5 @@ void unpu_softmax_s8(const unpu_softmax_params_t *p, const int8_t *input, int8_t
         }
     }
 }
+
+UNPU_REF_KERNEL(softmax_s8)

@@ -14,15 +14,19 @@
 include $(PORT_DIR)/../common/arm_gcc.mk
 FAMILY := $(FW_ROOT)/ports/family/arm_mps
 BUILD_ID ?= dev
+# KERNELS: a folder of firmware/kernels whose unpu_<op> override the reference kernels' weak ones
+KERNELS ?= ref
+KERNEL_SRCS := $(sort $(wildcard $(FW_ROOT)/kernels/ref/*.c)) \
+               $(if $(filter-out ref,$(KERNELS)),$(sort $(wildcard $(FW_ROOT)/kernels/$(KERNELS)/*.c)))
 
 APP_SRCS ?= $(FW_ROOT)/harness/unpu_harness.c $(FW_ROOT)/harness/runner_codegen.c $(MODEL_DIR)/model.c \
             $(COMMON)/main.c
 C_SRCS := $(APP_SRCS) $(FAMILY)/startup.c $(FAMILY)/cmsdk_port.c $(FAMILY)/syscalls.c \
-          $(sort $(wildcard $(FW_ROOT)/kernels/ref/*.c)) $(COMMON)/cortex_m.c $(COMMON)/port_defaults.c
+          $(KERNEL_SRCS) $(COMMON)/cortex_m.c $(COMMON)/port_defaults.c
 
 CFLAGS := $(CPU_FLAGS) $(OPT) -g -std=gnu99 -Wall -Wextra -Wno-unused-parameter \
           -ffunction-sections -fdata-sections -fno-common \
-          -I$(FW_ROOT)/harness -I$(FW_ROOT)/kernels -I$(FW_ROOT)/kernels/ref -I$(FAMILY) -I$(COMMON) -I$(PORT_DIR) \
+          -I$(FW_ROOT)/harness -I$(FW_ROOT)/kernels -I$(FW_ROOT)/kernels/ref -I$(FW_ROOT)/kernels/$(KERNELS) -I$(FAMILY) -I$(COMMON) -I$(PORT_DIR) \
           $(if $(MODEL_DIR),-I$(MODEL_DIR)) \
           '-DUNPU_ARENA_ATTR=__attribute__((section(".unpu_arena"), aligned(16)))' \
           '-DUNPU_BUILD_ID="$(BUILD_ID)"' $(EXTRA_CFLAGS)
