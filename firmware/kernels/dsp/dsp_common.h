@@ -33,7 +33,18 @@ static inline uint32_t dsp_load_u32(const void *p) {
 
 static inline void dsp_store_u32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
-static inline uint32_t dsp_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+/* SXTB16 / SXTAB16 of the odd bytes: GCC does not fold a rotation into their operand */
+static inline uint32_t dsp_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline uint32_t dsp_sxtab16_ror8(uint32_t a, uint32_t x) {
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
 
 /* an int16 value in both halves, the addend of SXTAB16 */
 static inline uint32_t dsp_pair(int32_t v) { return (uint32_t)(uint16_t)v * 0x00010001u; }
@@ -48,7 +59,7 @@ static inline void dsp_widen(const int8_t *src, int32_t n, int16_t *dst, int32_t
     for (i = 0; i + 4 <= n; i += 4) {
         const uint32_t x = dsp_load_u32(src + i);
         dsp_store_u32(dst + i, (uint32_t)__sxtab16(off2, x));
-        dsp_store_u32(dst + i + 2, (uint32_t)__sxtab16(off2, dsp_ror8(x)));
+        dsp_store_u32(dst + i + 2, (uint32_t)dsp_sxtab16_ror8(off2, x));
     }
     for (; i < n; ++i) {
         dst[i] = (int16_t)(src[i] + off);
@@ -64,9 +75,9 @@ static inline void dsp_dot_2x1(const int8_t *w0, const int8_t *w1, const int16_t
         const uint32_t x02 = dsp_load_u32(col + k), x13 = dsp_load_u32(col + k + 2);
         const uint32_t u = dsp_load_u32(w0 + k), v = dsp_load_u32(w1 + k);
         a0 = __smlad(__sxtab16(woff2, u), x02, a0);
-        a0 = __smlad(__sxtab16(woff2, dsp_ror8(u)), x13, a0);
+        a0 = __smlad(dsp_sxtab16_ror8(woff2, u), x13, a0);
         a1 = __smlad(__sxtab16(woff2, v), x02, a1);
-        a1 = __smlad(__sxtab16(woff2, dsp_ror8(v)), x13, a1);
+        a1 = __smlad(dsp_sxtab16_ror8(woff2, v), x13, a1);
     }
     for (; k < n; ++k) {
         a0 += (w0[k] + w_off) * col[k];
@@ -82,7 +93,7 @@ static inline int32_t dsp_dot_1x1(const int8_t *w, const int16_t *col, int32_t n
     for (k = 0; k + 4 <= n; k += 4) {
         const uint32_t u = dsp_load_u32(w + k);
         a = __smlad(__sxtab16(woff2, u), dsp_load_u32(col + k), a);
-        a = __smlad(__sxtab16(woff2, dsp_ror8(u)), dsp_load_u32(col + k + 2), a);
+        a = __smlad(dsp_sxtab16_ror8(woff2, u), dsp_load_u32(col + k + 2), a);
     }
     for (; k < n; ++k) {
         a += (w[k] + w_off) * col[k];

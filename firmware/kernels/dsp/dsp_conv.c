@@ -83,8 +83,8 @@ static void dot_2x2(const int8_t *w0, const int8_t *w1, const int16_t *c0, const
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0, k;
     for (k = 0; k + 4 <= n; k += 4) {
         const uint32_t u = dsp_load_u32(w0 + k), v = dsp_load_u32(w1 + k);
-        const uint32_t u02 = __sxtb16(u), u13 = __sxtb16(dsp_ror8(u));
-        const uint32_t v02 = __sxtb16(v), v13 = __sxtb16(dsp_ror8(v));
+        const uint32_t u02 = __sxtb16(u), u13 = dsp_sxtb16_ror8(u);
+        const uint32_t v02 = __sxtb16(v), v13 = dsp_sxtb16_ror8(v);
         uint32_t x02 = dsp_load_u32(c0 + k), x13 = dsp_load_u32(c0 + k + 2);
         a00 = __smlad(u02, x02, a00);
         a00 = __smlad(u13, x13, a00);

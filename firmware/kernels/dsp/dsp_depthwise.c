@@ -12,8 +12,8 @@ typedef struct {
 
 static inline void mac4(acc4_t *a, const int8_t *in, const int8_t *w, uint32_t off2) {
     const uint32_t x = dsp_load_u32(in), f = dsp_load_u32(w);
-    const uint32_t x02 = __sxtab16(off2, x), x13 = __sxtab16(off2, dsp_ror8(x));
-    const uint32_t f02 = __sxtb16(f), f13 = __sxtb16(dsp_ror8(f));
+    const uint32_t x02 = __sxtab16(off2, x), x13 = dsp_sxtab16_ror8(off2, x);
+    const uint32_t f02 = __sxtb16(f), f13 = dsp_sxtb16_ror8(f);
     a->a0 = __smlabb(f02, x02, a->a0);
     a->a2 = __smlatt(f02, x02, a->a2);
     a->a1 = __smlabb(f13, x13, a->a1);
