@@ -1,0 +1,96 @@
+/* DEPTHWISE_CONV_2D int8 on Helium (depth_multiplier 1): four channels per vector, int32 lanes.
+ * Per output pixel the in-bounds filter taps are listed once; an interior pixel of a 3x3 filter
+ * (all nine taps in bounds) takes the unrolled path with the input offset folded into the bias
+ * (bias + input_offset * sum of the channel's taps, per call); a border pixel adds the offset to
+ * each in-bounds input. Depth multipliers above 1, filters with more than HELIUM_DW_MAX_TAPS taps
+ * or more than HELIUM_MAX_CHANNELS channels run the reference kernel. */
+#include "helium_requant.h"
+
+#define HELIUM_DW_MAX_TAPS 64
+
+static helium_channel_tables_t dw_tables;
+
+static void fold_offsets(const unpu_dwconv_params_t *p, const int8_t *filter, const int32_t *bias)
+{
+    const int32_t channels = p->output.c, taps = p->filter_h * p->filter_w;
+    for (int32_t c = 0; c < channels; ++c) {
+        int32_t sum = 0;
+        for (int32_t t = 0; t < taps; ++t)
+            sum += filter[t * channels + c];
+        dw_tables.bias[c] = (int32_t)((uint32_t)p->input_offset * (uint32_t)sum + (uint32_t)(bias ? bias[c] : 0));
+    }
+    helium_split_shifts(p->shift, channels, dw_tables.left, dw_tables.right_neg);
+}
+
+/* The in-bounds taps of one output pixel: input and filter pixel offsets (in elements). Returns
+ * their number. */
+static int32_t list_taps(const unpu_dwconv_params_t *p, int32_t b, int32_t oy, int32_t ox, int32_t *in_at,
+                         int32_t *filter_at)
+{
+    const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left, c = p->input.c;
+    int32_t n = 0;
+    for (int32_t fy = 0; fy < p->filter_h; ++fy) {
+        const int32_t y = y0 + fy * p->dilation_h;
+        if (y < 0 || y >= p->input.h)
+            continue;
+        for (int32_t fx = 0; fx < p->filter_w; ++fx) {
+            const int32_t x = x0 + fx * p->dilation_w;
+            if (x < 0 || x >= p->input.w)
+                continue;
+            in_at[n] = ((b * p->input.h + y) * p->input.w + x) * c;
+            filter_at[n++] = (fy * p->filter_w + fx) * c;
+        }
+    }
+    return n;
+}
+
+/* all nine taps of a 3x3 filter in bounds: sum of filter * input, offset folded into the bias */
+static int32x4_t interior_3x3(const int8_t *input, const int8_t *filter, const int32_t *in_at, const int32_t *filter_at,
+                              int32_t c, mve_pred16_t lanes)
+{
+    int32x4_t acc = vldrwq_z_s32(dw_tables.bias + c, lanes);
+#define TAP(t) acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(input + in_at[t] + c, lanes), vldrbq_z_s32(filter + filter_at[t] + c, lanes)))
+    TAP(0); TAP(1); TAP(2); TAP(3); TAP(4); TAP(5); TAP(6); TAP(7); TAP(8);
+#undef TAP
+    return acc;
+}
+
+/* any set of taps: sum of filter * (input + input_offset), plus the bias */
+static int32x4_t border(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter, const int32_t *bias,
+                        const int32_t *in_at, const int32_t *filter_at, int32_t taps, int32_t c, mve_pred16_t lanes)
+{
+    int32x4_t acc = bias ? vldrwq_z_s32(bias + c, lanes) : vdupq_n_s32(0);
+    for (int32_t t = 0; t < taps; ++t) {
+        const int32x4_t x = vaddq_n_s32(vldrbq_z_s32(input + in_at[t] + c, lanes), p->input_offset);
+        acc = vaddq_s32(acc, vmulq_s32(x, vldrbq_z_s32(filter + filter_at[t] + c, lanes)));
+    }
+    return acc;
+}
+
+void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
+                              const int32_t *bias, int8_t *output)
+{
+    const int32_t channels = p->output.c, taps = p->filter_h * p->filter_w;
+    int32_t in_at[HELIUM_DW_MAX_TAPS], filter_at[HELIUM_DW_MAX_TAPS];
+    if (p->depth_multiplier != 1 || taps > HELIUM_DW_MAX_TAPS || channels > HELIUM_MAX_CHANNELS) {
+        unpu_ref_depthwise_conv2d_s8(p, input, filter, bias, output);
+        return;
+    }
+    fold_offsets(p, filter, bias);
+    for (int32_t b = 0; b < p->output.n; ++b) {
+        for (int32_t oy = 0; oy < p->output.h; ++oy) {
+            for (int32_t ox = 0; ox < p->output.w; ++ox, output += channels) {
+                const int32_t n = list_taps(p, b, oy, ox, in_at, filter_at);
+                const int fast = taps == 9 && n == 9;
+                for (int32_t c = 0; c < channels; c += 4) {
+                    const int32_t count = channels - c < 4 ? channels - c : 4;
+                    const mve_pred16_t lanes = vctp32q((uint32_t)count);
+                    const int32x4_t acc = fast ? interior_3x3(input, filter, in_at, filter_at, c, lanes)
+                                               : border(p, input, filter, bias, in_at, filter_at, n, c, lanes);
+                    helium_store_requantized(output + c, acc, p->multiplier + c, dw_tables.left + c,
+                                             dw_tables.right_neg + c, p->output_offset, p->act_min, p->act_max, count);
+                }
+            }
+        }
+    }
+}
