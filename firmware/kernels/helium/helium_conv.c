@@ -5,8 +5,6 @@
  * HELIUM_CONV_PATCH_BYTES. Larger patches, or more than HELIUM_MAX_CHANNELS output channels, run
  * the reference kernel. The input offset is folded into the bias per call (sum of each filter
  * row); the code generator could precompute it. */
-#include <string.h>
-
 #include "helium_requant.h"
 
 #define HELIUM_CONV_PATCH_BYTES 4096
@@ -29,14 +27,27 @@ static const int8_t *gather_patch(const unpu_conv_params_t *p, const int8_t *inp
     const int32_t in_c = p->input.c, y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
     const int8_t zero_point = (int8_t)(-p->input_offset);
     int8_t *dst = patch_buf;
+    const int whole_rows = p->dilation_w == 1 && x0 >= 0 && x0 + p->filter_w <= p->input.w;
+    const int32_t row_bytes = p->filter_w * in_c;
     for (int32_t fy = 0; fy < p->filter_h; ++fy) {
         const int32_t y = y0 + fy * p->dilation_h;
+        if (y < 0 || y >= p->input.h) {
+            helium_fill(dst, zero_point, row_bytes);
+            dst += row_bytes;
+            continue;
+        }
+        const int8_t *src_row = input + (b * p->input.h + y) * p->input.w * in_c;
+        if (whole_rows) {   /* the filter row's pixels are contiguous in the input */
+            helium_copy(dst, src_row + x0 * in_c, row_bytes);
+            dst += row_bytes;
+            continue;
+        }
         for (int32_t fx = 0; fx < p->filter_w; ++fx, dst += in_c) {
             const int32_t x = x0 + fx * p->dilation_w;
-            if (y < 0 || y >= p->input.h || x < 0 || x >= p->input.w)
-                memset(dst, zero_point, (size_t)in_c);
+            if (x < 0 || x >= p->input.w)
+                helium_fill(dst, zero_point, in_c);
             else
-                memcpy(dst, input + ((b * p->input.h + y) * p->input.w + x) * in_c, (size_t)in_c);
+                helium_copy(dst, src_row + x * in_c, in_c);
         }
     }
     return patch_buf;
@@ -63,16 +74,9 @@ void unpu_conv2d_s8(const unpu_conv_params_t *p, const int8_t *input, const int8
         for (int32_t oy = 0; oy < p->output.h; ++oy) {
             for (int32_t ox = 0; ox < p->output.w; ++ox, output += out_c) {
                 const int8_t *col = patch_of(p, input, b, oy, ox);
-                for (int32_t oc = 0; oc < out_c; oc += 4) {
-                    const int8_t *r[4];
-                    helium_rows4(filter, oc, out_c, k, r);
-                    const int32_t count = out_c - oc < 4 ? out_c - oc : 4;
-                    const int32x4_t acc = vaddq_s32(helium_dot4(col, r[0], r[1], r[2], r[3], k),
-                                                    vldrwq_z_s32(conv_tables.bias + oc, vctp32q((uint32_t)count)));
-                    helium_store_requantized(output + oc, acc, p->multiplier + oc, conv_tables.left + oc,
-                                             conv_tables.right_neg + oc, p->output_offset, p->act_min, p->act_max,
-                                             count);
-                }
+                helium_matrix_times_vector(col, filter, out_c, k, conv_tables.bias, conv_tables.acc);
+                helium_requantize_row(output, conv_tables.acc, out_c, p->multiplier, conv_tables.left,
+                                      conv_tables.right_neg, p->output_offset, p->act_min, p->act_max);
             }
         }
     }

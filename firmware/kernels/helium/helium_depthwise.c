@@ -44,15 +44,59 @@ static int32_t list_taps(const unpu_dwconv_params_t *p, int32_t b, int32_t oy, i
     return n;
 }
 
-/* all nine taps of a 3x3 filter in bounds: sum of filter * input, offset folded into the bias */
-static int32x4_t interior_3x3(const int8_t *input, const int8_t *filter, const int32_t *in_at, const int32_t *filter_at,
-                              int32_t c, mve_pred16_t lanes)
+/* the 3x3 filter re-laid per call as [channel block of 4][tap][4] (the tail block zero-padded),
+ * so one pointer with immediate offsets reaches a block's nine taps */
+static int8_t dw_blocks[HELIUM_MAX_CHANNELS * 9] __attribute__((aligned(16)));
+
+static void relay_3x3(const int8_t *filter, int32_t channels)
 {
-    int32x4_t acc = vldrwq_z_s32(dw_tables.bias + c, lanes);
-#define TAP(t) acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(input + in_at[t] + c, lanes), vldrbq_z_s32(filter + filter_at[t] + c, lanes)))
-    TAP(0); TAP(1); TAP(2); TAP(3); TAP(4); TAP(5); TAP(6); TAP(7); TAP(8);
-#undef TAP
+    for (int32_t c = 0; c < (channels + 3) / 4 * 4; ++c)
+        for (int32_t t = 0; t < 9; ++t)
+            dw_blocks[c / 4 * 36 + t * 4 + c % 4] = c < channels ? filter[t * channels + c] : 0;
+}
+
+/* one block of 4 channels of an interior 3x3 window: p is the window origin + c, f its taps */
+#define DW_TAP(x, t) acc = vaddq_s32(acc, vmulq_s32(x, vldrbq_s32(f + 4 * (t))))
+static inline int32x4_t block_3x3(int32x4_t acc, const int8_t *p, const int8_t *f, int32_t row, int32_t col)
+{
+    _Pragma("GCC unroll 3") for (int r = 0; r < 3; ++r, p += row, f += 12) {
+        DW_TAP(vldrbq_s32(p), 0);
+        DW_TAP(vldrbq_s32(p + col), 1);
+        DW_TAP(vldrbq_s32(p + 2 * col), 2);
+    }
     return acc;
+}
+
+static inline int32x4_t tail_3x3(int32x4_t acc, const int8_t *p, const int8_t *f, int32_t row, int32_t col,
+                                 mve_pred16_t lanes)
+{
+    _Pragma("GCC unroll 3") for (int r = 0; r < 3; ++r, p += row, f += 12) {
+        DW_TAP(vldrbq_z_s32(p, lanes), 0);
+        DW_TAP(vldrbq_z_s32(p + col, lanes), 1);
+        DW_TAP(vldrbq_z_s32(p + 2 * col, lanes), 2);
+    }
+    return acc;
+}
+#undef DW_TAP
+
+/* all nine taps of a 3x3 filter in bounds (window origin `in`, `row`/`col` the dilated strides):
+ * the input offset folded into the bias */
+static void interior_3x3(int8_t *out, const unpu_dwconv_params_t *p, const int8_t *in, int32_t row, int32_t col,
+                         int32_t channels)
+{
+    int32_t c = 0;
+    for (; c + 4 <= channels; c += 4) {
+        const int32x4_t acc = block_3x3(vldrwq_s32(dw_tables.bias + c), in + c, dw_blocks + c * 9, row, col);
+        helium_store_requantized(out + c, acc, p->multiplier + c, dw_tables.left + c, dw_tables.right_neg + c,
+                                 p->output_offset, p->act_min, p->act_max, 4);
+    }
+    if (c < channels) {
+        const mve_pred16_t lanes = vctp32q((uint32_t)(channels - c));
+        const int32x4_t acc =
+            tail_3x3(vldrwq_z_s32(dw_tables.bias + c, lanes), in + c, dw_blocks + c * 9, row, col, lanes);
+        helium_store_requantized(out + c, acc, p->multiplier + c, dw_tables.left + c, dw_tables.right_neg + c,
+                                 p->output_offset, p->act_min, p->act_max, channels - c);
+    }
 }
 
 /* any set of taps: sum of filter * (input + input_offset), plus the bias */
@@ -77,16 +121,23 @@ void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input
         return;
     }
     fold_offsets(p, filter, bias);
+    if (taps == 9)
+        relay_3x3(filter, channels);
     for (int32_t b = 0; b < p->output.n; ++b) {
         for (int32_t oy = 0; oy < p->output.h; ++oy) {
             for (int32_t ox = 0; ox < p->output.w; ++ox, output += channels) {
+                const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+                if (taps == 9 && p->filter_h == 3 && y0 >= 0 && y0 + 2 * p->dilation_h < p->input.h && x0 >= 0 &&
+                    x0 + 2 * p->dilation_w < p->input.w) {
+                    interior_3x3(output, p, input + ((b * p->input.h + y0) * p->input.w + x0) * channels,
+                                 p->dilation_h * p->input.w * channels, p->dilation_w * channels, channels);
+                    continue;
+                }
                 const int32_t n = list_taps(p, b, oy, ox, in_at, filter_at);
-                const int fast = taps == 9 && n == 9;
                 for (int32_t c = 0; c < channels; c += 4) {
                     const int32_t count = channels - c < 4 ? channels - c : 4;
                     const mve_pred16_t lanes = vctp32q((uint32_t)count);
-                    const int32x4_t acc = fast ? interior_3x3(input, filter, in_at, filter_at, c, lanes)
-                                               : border(p, input, filter, bias, in_at, filter_at, n, c, lanes);
+                    const int32x4_t acc = border(p, input, filter, bias, in_at, filter_at, n, c, lanes);
                     helium_store_requantized(output + c, acc, p->multiplier + c, dw_tables.left + c,
                                              dw_tables.right_neg + c, p->output_offset, p->act_min, p->act_max, count);
                 }

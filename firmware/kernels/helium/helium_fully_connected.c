@@ -38,14 +38,12 @@ static int32_t scale_in_double(double scale, int32_t acc)
     return (int32_t)scaled;
 }
 
-static void store_double_path(const unpu_fc_params_t *p, int8_t *out, int32x4_t acc, int32_t oc, int32_t count)
+static void store_double_path(const unpu_fc_params_t *p, int8_t *out, const int32_t *acc, int32_t n)
 {
-    int32_t lanes[4];
-    vstrwq_s32(lanes, acc);
-    for (int32_t j = 0; j < count; ++j) {
-        const double scale = p->effective_scale[p->per_channel ? oc + j : 0];
-        const int32_t v = (int32_t)((uint32_t)scale_in_double(scale, lanes[j]) + (uint32_t)p->output_offset);
-        out[j] = (int8_t)(v < p->act_min ? p->act_min : (v > p->act_max ? p->act_max : v));
+    for (int32_t oc = 0; oc < n; ++oc) {
+        const double scale = p->effective_scale[p->per_channel ? oc : 0];
+        const int32_t v = (int32_t)((uint32_t)scale_in_double(scale, acc[oc]) + (uint32_t)p->output_offset);
+        out[oc] = (int8_t)(v < p->act_min ? p->act_min : (v > p->act_max ? p->act_max : v));
     }
 }
 
@@ -61,19 +59,14 @@ void unpu_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input, con
     }
     fold_offsets(p, weights, bias, filter_offset);
     for (int32_t b = 0; b < p->batches; ++b, input += k, output += out_c) {
-        const int32_t row_term = (int32_t)((uint32_t)filter_offset * (uint32_t)helium_sum_s8(input, k));
-        for (int32_t oc = 0; oc < out_c; oc += 4) {
-            const int8_t *r[4];
-            const int32_t count = out_c - oc < 4 ? out_c - oc : 4;
-            helium_rows4(weights, oc, out_c, k, r);
-            int32x4_t acc = vaddq_s32(helium_dot4(input, r[0], r[1], r[2], r[3], k),
-                                      vldrwq_z_s32(fc_tables.bias + oc, vctp32q((uint32_t)count)));
-            acc = vaddq_n_s32(acc, row_term);
-            if (p->effective_scale)
-                store_double_path(p, output + oc, acc, oc, count);
-            else
-                helium_store_requantized(output + oc, acc, fc_multiplier + oc, fc_tables.left + oc,
-                                         fc_tables.right_neg + oc, p->output_offset, p->act_min, p->act_max, count);
-        }
+        const uint32_t row_term = (uint32_t)filter_offset * (uint32_t)helium_sum_s8(input, k);
+        helium_matrix_times_vector(input, weights, out_c, k, fc_tables.bias, fc_tables.acc);
+        for (int32_t oc = 0; oc < out_c; ++oc)
+            fc_tables.acc[oc] = (int32_t)((uint32_t)fc_tables.acc[oc] + row_term);
+        if (p->effective_scale)
+            store_double_path(p, output, fc_tables.acc, out_c);
+        else
+            helium_requantize_row(output, fc_tables.acc, out_c, fc_multiplier, fc_tables.left, fc_tables.right_neg,
+                                  p->output_offset, p->act_min, p->act_max);
     }
 }
