@@ -82,6 +82,7 @@ static inline void helium_matrix_times_vector(const int8_t *col, const int8_t *w
 {
     const int32_t full = k & ~15;
     const mve_pred16_t tail = vctp8q((uint32_t)(k - full));
+    const int8x16_t col_tail = vldrbq_z_s8(col + full, tail);
     int32_t r = 0;
     for (; r + 4 <= rows; r += 4, w += 4 * k) {
         int32_t a0 = bias[r], a1 = bias[r + 1], a2 = bias[r + 2], a3 = bias[r + 3];
@@ -93,12 +94,17 @@ static inline void helium_matrix_times_vector(const int8_t *col, const int8_t *w
             a2 = vmladavaq_s8(a2, c, vldrbq_s8(w2 + i));
             a3 = vmladavaq_s8(a3, c, vldrbq_s8(w3 + i));
         }
-        if (full < k) {
-            const int8x16_t c = vldrbq_z_s8(col + full, tail);
-            a0 = vmladavaq_s8(a0, c, vldrbq_z_s8(w0 + full, tail));
-            a1 = vmladavaq_s8(a1, c, vldrbq_z_s8(w1 + full, tail));
-            a2 = vmladavaq_s8(a2, c, vldrbq_z_s8(w2 + full, tail));
-            a3 = vmladavaq_s8(a3, c, vldrbq_z_s8(w3 + full, tail));
+        if (full < k && (rows - r - 4) * k >= 16) {
+            /* the tail lanes of c are zero, so the weights may be read on into the next rows */
+            a0 = vmladavaq_s8(a0, col_tail, vldrbq_s8(w0 + full));
+            a1 = vmladavaq_s8(a1, col_tail, vldrbq_s8(w1 + full));
+            a2 = vmladavaq_s8(a2, col_tail, vldrbq_s8(w2 + full));
+            a3 = vmladavaq_s8(a3, col_tail, vldrbq_s8(w3 + full));
+        } else if (full < k) {
+            a0 = vmladavaq_s8(a0, col_tail, vldrbq_z_s8(w0 + full, tail));
+            a1 = vmladavaq_s8(a1, col_tail, vldrbq_z_s8(w1 + full, tail));
+            a2 = vmladavaq_s8(a2, col_tail, vldrbq_z_s8(w2 + full, tail));
+            a3 = vmladavaq_s8(a3, col_tail, vldrbq_z_s8(w3 + full, tail));
         }
         acc[r] = a0;
         acc[r + 1] = a1;
