@@ -99,16 +99,39 @@ static void interior_3x3(int8_t *out, const unpu_dwconv_params_t *p, const int8_
     }
 }
 
-/* any set of taps: sum of filter * (input + input_offset), plus the bias */
-static int32x4_t border(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter, const int32_t *bias,
-                        const int32_t *in_at, const int32_t *filter_at, int32_t taps, int32_t c, mve_pred16_t lanes)
+/* any set of taps: sum of filter * (input + input_offset), plus the bias; a full block of four
+ * channels loads without predication */
+static inline int32x4_t border(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
+                               const int32_t *bias, const int32_t *in_at, const int32_t *filter_at, int32_t taps,
+                               int32_t c, int full, mve_pred16_t lanes)
 {
-    int32x4_t acc = bias ? vldrwq_z_s32(bias + c, lanes) : vdupq_n_s32(0);
+    int32x4_t acc = bias ? (full ? vldrwq_s32(bias + c) : vldrwq_z_s32(bias + c, lanes)) : vdupq_n_s32(0);
     for (int32_t t = 0; t < taps; ++t) {
-        const int32x4_t x = vaddq_n_s32(vldrbq_z_s32(input + in_at[t] + c, lanes), p->input_offset);
-        acc = vaddq_s32(acc, vmulq_s32(x, vldrbq_z_s32(filter + filter_at[t] + c, lanes)));
+        const int8_t *x = input + in_at[t] + c, *f = filter + filter_at[t] + c;
+        const int32x4_t xv = full ? vldrbq_s32(x) : vldrbq_z_s32(x, lanes);
+        const int32x4_t fv = full ? vldrbq_s32(f) : vldrbq_z_s32(f, lanes);
+        acc = vaddq_s32(acc, vmulq_s32(vaddq_n_s32(xv, p->input_offset), fv));
     }
     return acc;
+}
+
+/* an output pixel whose window leaves the input */
+static void border_pixel(int8_t *out, const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, const int32_t *in_at, const int32_t *filter_at, int32_t taps)
+{
+    const int32_t channels = p->output.c;
+    int32_t c = 0;
+    for (; c + 4 <= channels; c += 4) {
+        const int32x4_t acc = border(p, input, filter, bias, in_at, filter_at, taps, c, 1, 0);
+        helium_store_requantized(out + c, acc, p->multiplier + c, dw_tables.left + c, dw_tables.right_neg + c,
+                                 p->output_offset, p->act_min, p->act_max, 4);
+    }
+    if (c < channels) {
+        const mve_pred16_t lanes = vctp32q((uint32_t)(channels - c));
+        const int32x4_t acc = border(p, input, filter, bias, in_at, filter_at, taps, c, 0, lanes);
+        helium_store_requantized(out + c, acc, p->multiplier + c, dw_tables.left + c, dw_tables.right_neg + c,
+                                 p->output_offset, p->act_min, p->act_max, channels - c);
+    }
 }
 
 void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input, const int8_t *filter,
@@ -134,13 +157,7 @@ void unpu_depthwise_conv2d_s8(const unpu_dwconv_params_t *p, const int8_t *input
                     continue;
                 }
                 const int32_t n = list_taps(p, b, oy, ox, in_at, filter_at);
-                for (int32_t c = 0; c < channels; c += 4) {
-                    const int32_t count = channels - c < 4 ? channels - c : 4;
-                    const mve_pred16_t lanes = vctp32q((uint32_t)count);
-                    const int32x4_t acc = border(p, input, filter, bias, in_at, filter_at, n, c, lanes);
-                    helium_store_requantized(output + c, acc, p->multiplier + c, dw_tables.left + c,
-                                             dw_tables.right_neg + c, p->output_offset, p->act_min, p->act_max, count);
-                }
+                border_pixel(output, p, input, filter, bias, in_at, filter_at, n);
             }
         }
     }
