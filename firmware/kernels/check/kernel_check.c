@@ -204,49 +204,96 @@ static unsigned check_op(const char *name, make_case_fn make, run_case_fn run)
     return mismatches;
 }
 
+/* ---- the spatial geometry CONV_2D, DEPTHWISE_CONV_2D and the pools share ----------------- */
+typedef struct {
+    unpu_shape4_t input, output;                /* output.c is the caller's */
+    int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+} geometry_t;
+
+/* filter 3x3 with probability `square3` percent (else any size), strides up to max_stride,
+ * dilation 2 sometimes (if `dilate`), SAME or VALID padding; 0 if the output is empty */
+static int draw_geometry(geometry_t *g, int square3, int32_t max_stride, int dilate, int32_t max_hw, int32_t channels)
+{
+    const int same = chance(50);
+    g->filter_h = chance(square3) ? 3 : rnd_kernel_size();
+    g->filter_w = chance(80) ? g->filter_h : rnd_kernel_size();
+    g->stride_h = rnd_in(1, max_stride);
+    g->stride_w = chance(80) ? g->stride_h : rnd_in(1, 3);
+    g->dilation_h = dilate && chance(15) ? 2 : 1;
+    g->dilation_w = dilate && chance(15) ? 2 : 1;
+    g->input = shape(rnd_in(1, 2), rnd_in(1, max_hw), rnd_in(1, max_hw), channels);
+    g->output.n = g->input.n;
+    return spatial(g->input.h, g->filter_h, g->stride_h, g->dilation_h, same, &g->output.h, &g->pad_top) &&
+           spatial(g->input.w, g->filter_w, g->stride_w, g->dilation_w, same, &g->output.w, &g->pad_left);
+}
+
+static int describe_geometry(char *text, size_t size, const geometry_t *g)
+{
+    return snprintf(text, size,
+                    "in %ldx%ldx%ldx%ld out %ldx%ldx%ldx%ld filter %ldx%ld stride %ld,%ld dilation %ld,%ld pad %ld,%ld ",
+                    (long)g->input.n, (long)g->input.h, (long)g->input.w, (long)g->input.c, (long)g->output.n,
+                    (long)g->output.h, (long)g->output.w, (long)g->output.c, (long)g->filter_h, (long)g->filter_w,
+                    (long)g->stride_h, (long)g->stride_w, (long)g->dilation_h, (long)g->dilation_w, (long)g->pad_top,
+                    (long)g->pad_left);
+}
+
+/* offsets, activation range, requantization, bias and data of a conv-like case */
+static const int32_t *draw_conv_like(geometry_t *g, int32_t *input_offset, int32_t *output_offset, int32_t *act_min,
+                                     int32_t *act_max, int32_t filter_len)
+{
+    *input_offset = -rnd_zero_point();
+    *output_offset = rnd_zero_point();
+    rnd_act_range(act_min, act_max);
+    rnd_requant(g->output.c, chance(80));
+    fill_i8(in1_buf, elements(&g->input));
+    fill_i8(filter_buf, filter_len);
+    const int32_t *bias = rnd_bias(g->output.c);
+    const int n = describe_geometry(case_text, sizeof case_text, g);
+    snprintf(case_text + n, sizeof case_text - (size_t)n,
+             "input_offset %ld output_offset %ld act %ld..%ld bias %s mult0 %ld shift0 %ld", (long)*input_offset,
+             (long)*output_offset, (long)*act_min, (long)*act_max, bias ? "yes" : "no", (long)mult_buf[0],
+             (long)shift_buf[0]);
+    return bias;
+}
+
+static int fits(const geometry_t *g, int32_t filter_len)
+{
+    return elements(&g->input) <= MAX_ACT && elements(&g->output) < MAX_ACT && filter_len <= MAX_FILTER;
+}
+
+/* the geometry and the requantization arrays into a conv or depthwise params struct (same field names) */
+#define SET_CONV_GEOMETRY(p, g)                                                                              \
+    do {                                                                                                      \
+        (p)->input = (g).input;                                                                               \
+        (p)->output = (g).output;                                                                             \
+        (p)->filter_h = (g).filter_h;                                                                         \
+        (p)->filter_w = (g).filter_w;                                                                         \
+        (p)->stride_h = (g).stride_h;                                                                         \
+        (p)->stride_w = (g).stride_w;                                                                         \
+        (p)->dilation_h = (g).dilation_h;                                                                     \
+        (p)->dilation_w = (g).dilation_w;                                                                     \
+        (p)->pad_top = (g).pad_top;                                                                           \
+        (p)->pad_left = (g).pad_left;                                                                         \
+        (p)->multiplier = mult_buf;                                                                           \
+        (p)->shift = shift_buf;                                                                               \
+    } while (0)
+
 /* ---- CONV_2D ------------------------------------------------------------------------------ */
 static unpu_conv_params_t conv;
 static const int32_t *conv_bias;
 
 static int make_conv(int32_t *out_len)
 {
+    geometry_t g;
+    if (!draw_geometry(&g, 40, 3, 1, 12, rnd_channels(MAX_CH)))
+        return 0;
+    g.output.c = rnd_channels(48);
+    const int32_t filter_len = g.output.c * g.filter_h * g.filter_w * g.input.c;
+    if (!fits(&g, filter_len) || elements(&g.output) * g.filter_h * g.filter_w * g.input.c > 200000)
+        return 0;
     unpu_conv_params_t *p = &conv;
-    const int same = chance(50);
-    p->filter_h = rnd_kernel_size();
-    p->filter_w = chance(80) ? p->filter_h : rnd_kernel_size();
-    p->stride_h = rnd_in(1, 3);
-    p->stride_w = chance(80) ? p->stride_h : rnd_in(1, 3);
-    p->dilation_h = chance(85) ? 1 : 2;
-    p->dilation_w = chance(85) ? 1 : 2;
-    p->input = shape(rnd_in(1, 2), rnd_in(1, 12), rnd_in(1, 12), rnd_channels(MAX_CH));
-    const int32_t out_c = rnd_channels(48);
-    if (!spatial(p->input.h, p->filter_h, p->stride_h, p->dilation_h, same, &p->output.h, &p->pad_top) ||
-        !spatial(p->input.w, p->filter_w, p->stride_w, p->dilation_w, same, &p->output.w, &p->pad_left))
-        return 0;
-    p->output.n = p->input.n;
-    p->output.c = out_c;
-    const int32_t filter_len = out_c * p->filter_h * p->filter_w * p->input.c;
-    const int32_t macs = elements(&p->output) * p->filter_h * p->filter_w * p->input.c;
-    if (elements(&p->input) > MAX_ACT || elements(&p->output) >= MAX_ACT || filter_len > MAX_FILTER ||
-        macs > 200000)
-        return 0;
-    p->input_offset = -rnd_zero_point();
-    p->output_offset = rnd_zero_point();
-    rnd_act_range(&p->act_min, &p->act_max);
-    rnd_requant(out_c, chance(80));
-    p->multiplier = mult_buf;
-    p->shift = shift_buf;
-    conv_bias = rnd_bias(out_c);
-    fill_i8(in1_buf, elements(&p->input));
-    fill_i8(filter_buf, filter_len);
-    snprintf(case_text, sizeof case_text,
-             "in %ldx%ldx%ldx%ld out %ldx%ldx%ldx%ld filter %ldx%ld stride %ld,%ld dilation %ld,%ld pad %ld,%ld "
-             "input_offset %ld output_offset %ld act %ld..%ld bias %s mult0 %ld shift0 %ld",
-             (long)p->input.n, (long)p->input.h, (long)p->input.w, (long)p->input.c, (long)p->output.n,
-             (long)p->output.h, (long)p->output.w, (long)p->output.c, (long)p->filter_h, (long)p->filter_w,
-             (long)p->stride_h, (long)p->stride_w, (long)p->dilation_h, (long)p->dilation_w, (long)p->pad_top,
-             (long)p->pad_left, (long)p->input_offset, (long)p->output_offset, (long)p->act_min, (long)p->act_max,
-             conv_bias ? "yes" : "no", (long)mult_buf[0], (long)shift_buf[0]);
+    SET_CONV_GEOMETRY(p, g);
+    conv_bias = draw_conv_like(&g, &p->input_offset, &p->output_offset, &p->act_min, &p->act_max, filter_len);
     *out_len = elements(&p->output);
     return 1;
 }
@@ -262,41 +309,18 @@ static const int32_t *dw_bias;
 
 static int make_depthwise(int32_t *out_len)
 {
+    geometry_t g;
+    const int32_t depth_multiplier = chance(80) ? 1 : rnd_in(2, 3);
+    if (!draw_geometry(&g, 60, 2, 1, 14, rnd_channels(MAX_CH / 3)))
+        return 0;
+    g.output.c = g.input.c * depth_multiplier;
+    const int32_t filter_len = g.filter_h * g.filter_w * g.output.c;
+    if (!fits(&g, filter_len))
+        return 0;
     unpu_dwconv_params_t *p = &dw;
-    const int same = chance(50);
-    p->filter_h = chance(60) ? 3 : rnd_kernel_size();
-    p->filter_w = chance(85) ? p->filter_h : rnd_kernel_size();
-    p->stride_h = rnd_in(1, 2);
-    p->stride_w = chance(85) ? p->stride_h : rnd_in(1, 3);
-    p->dilation_h = chance(85) ? 1 : 2;
-    p->dilation_w = chance(85) ? 1 : 2;
-    p->depth_multiplier = chance(80) ? 1 : rnd_in(2, 3);
-    p->input = shape(rnd_in(1, 2), rnd_in(1, 14), rnd_in(1, 14), rnd_channels(MAX_CH / 3));
-    if (!spatial(p->input.h, p->filter_h, p->stride_h, p->dilation_h, same, &p->output.h, &p->pad_top) ||
-        !spatial(p->input.w, p->filter_w, p->stride_w, p->dilation_w, same, &p->output.w, &p->pad_left))
-        return 0;
-    p->output.n = p->input.n;
-    p->output.c = p->input.c * p->depth_multiplier;
-    const int32_t filter_len = p->filter_h * p->filter_w * p->output.c;
-    if (elements(&p->input) > MAX_ACT || elements(&p->output) >= MAX_ACT || filter_len > MAX_FILTER)
-        return 0;
-    p->input_offset = -rnd_zero_point();
-    p->output_offset = rnd_zero_point();
-    rnd_act_range(&p->act_min, &p->act_max);
-    rnd_requant(p->output.c, chance(80));
-    p->multiplier = mult_buf;
-    p->shift = shift_buf;
-    dw_bias = rnd_bias(p->output.c);
-    fill_i8(in1_buf, elements(&p->input));
-    fill_i8(filter_buf, filter_len);
-    snprintf(case_text, sizeof case_text,
-             "in %ldx%ldx%ldx%ld out %ldx%ldx%ldx%ld filter %ldx%ld mult %ld stride %ld,%ld dilation %ld,%ld "
-             "pad %ld,%ld input_offset %ld output_offset %ld act %ld..%ld bias %s",
-             (long)p->input.n, (long)p->input.h, (long)p->input.w, (long)p->input.c, (long)p->output.n,
-             (long)p->output.h, (long)p->output.w, (long)p->output.c, (long)p->filter_h, (long)p->filter_w,
-             (long)p->depth_multiplier, (long)p->stride_h, (long)p->stride_w, (long)p->dilation_h,
-             (long)p->dilation_w, (long)p->pad_top, (long)p->pad_left, (long)p->input_offset,
-             (long)p->output_offset, (long)p->act_min, (long)p->act_max, dw_bias ? "yes" : "no");
+    p->depth_multiplier = depth_multiplier;
+    SET_CONV_GEOMETRY(p, g);
+    dw_bias = draw_conv_like(&g, &p->input_offset, &p->output_offset, &p->act_min, &p->act_max, filter_len);
     *out_len = elements(&p->output);
     return 1;
 }
@@ -413,28 +437,25 @@ static unpu_pool_params_t pool;
 
 static int make_pool(int32_t *out_len)
 {
+    geometry_t g;
+    if (!draw_geometry(&g, 20, 3, 0, 14, rnd_channels(MAX_CH)))
+        return 0;
+    g.output.c = g.input.c;
+    if (!fits(&g, 0))
+        return 0;
     unpu_pool_params_t *p = &pool;
-    const int same = chance(50);
-    p->filter_h = rnd_in(1, 5);
-    p->filter_w = chance(80) ? p->filter_h : rnd_in(1, 5);
-    p->stride_h = rnd_in(1, 3);
-    p->stride_w = chance(80) ? p->stride_h : rnd_in(1, 3);
-    p->input = shape(rnd_in(1, 2), rnd_in(1, 14), rnd_in(1, 14), rnd_channels(MAX_CH));
-    if (!spatial(p->input.h, p->filter_h, p->stride_h, 1, same, &p->output.h, &p->pad_top) ||
-        !spatial(p->input.w, p->filter_w, p->stride_w, 1, same, &p->output.w, &p->pad_left))
-        return 0;
-    p->output.n = p->input.n;
-    p->output.c = p->input.c;
-    if (elements(&p->input) > MAX_ACT || elements(&p->output) >= MAX_ACT)
-        return 0;
+    p->input = g.input;
+    p->output = g.output;
+    p->filter_h = g.filter_h;
+    p->filter_w = g.filter_w;
+    p->stride_h = g.stride_h;
+    p->stride_w = g.stride_w;
+    p->pad_top = g.pad_top;
+    p->pad_left = g.pad_left;
     rnd_act_range(&p->act_min, &p->act_max);
     fill_i8(in1_buf, elements(&p->input));
-    snprintf(case_text, sizeof case_text,
-             "in %ldx%ldx%ldx%ld out %ldx%ldx%ldx%ld filter %ldx%ld stride %ld,%ld pad %ld,%ld act %ld..%ld",
-             (long)p->input.n, (long)p->input.h, (long)p->input.w, (long)p->input.c, (long)p->output.n,
-             (long)p->output.h, (long)p->output.w, (long)p->output.c, (long)p->filter_h, (long)p->filter_w,
-             (long)p->stride_h, (long)p->stride_w, (long)p->pad_top, (long)p->pad_left, (long)p->act_min,
-             (long)p->act_max);
+    const int n = describe_geometry(case_text, sizeof case_text, &g);
+    snprintf(case_text + n, sizeof case_text - (size_t)n, "act %ld..%ld", (long)p->act_min, (long)p->act_max);
     *out_len = elements(&p->output);
     return 1;
 }
