@@ -87,6 +87,8 @@ typedef struct {
 
 void unpu_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input, const int8_t *weights,
                              const int32_t *bias, int8_t *output);
+/* The reference's requantization of one FULLY_CONNECTED accumulator (either path above), for variants */
+int32_t unpu_ref_fc_requantize(const unpu_fc_params_t *p, int32_t acc, int32_t oc);
 
 /* ---- ADD / MUL (elementwise, with TFLite's 4-D broadcasting) ---------------------------- */
 typedef struct {

@@ -3,23 +3,12 @@
  * Requantization is the reference's, both paths: LiteRT's double effective_scale and TFLite
  * Micro's multiplier/shift. Rows longer than the scratch buffer run unpu_ref_fully_connected_s8. */
 #if defined(__ARM_FEATURE_DSP)
-#include <math.h>
 #include "dsp_common.h"
 
-/* fc_requantize of the reference kernel, the same operations in the same order */
+/* the reference's requantization; the multiplier/shift path inline (the same operations) */
 static int32_t fc_requantize(const unpu_fc_params_t *p, int32_t acc, int32_t oc) {
     const int32_t ch = p->per_channel ? oc : 0;
-    if (p->effective_scale) {
-        const double scaled = round((double)acc * p->effective_scale[ch]);
-        if (scaled > 2147483647.0) {
-            return INT32_MAX;
-        }
-        if (scaled < -2147483648.0) {
-            return INT32_MIN;
-        }
-        return (int32_t)scaled;
-    }
-    return dsp_requantize(acc, p->multiplier[ch], p->shift[ch]);
+    return p->effective_scale ? unpu_ref_fc_requantize(p, acc, oc) : dsp_requantize(acc, p->multiplier[ch], p->shift[ch]);
 }
 
 static int8_t fc_output(const unpu_fc_params_t *p, const int32_t *bias, int32_t acc, int32_t oc) {

@@ -5,7 +5,7 @@
 #include "../unpu_kernels.h"
 #include "unpu_fixedpoint.h"
 
-static int32_t fc_requantize(const unpu_fc_params_t *p, int32_t acc, int32_t oc) {
+int32_t unpu_ref_fc_requantize(const unpu_fc_params_t *p, int32_t acc, int32_t oc) {
     const int32_t ch = p->per_channel ? oc : 0;
     if (p->effective_scale) {
         const double scaled = round((double)acc * p->effective_scale[ch]);
@@ -37,7 +37,7 @@ void unpu_ref_fully_connected_s8(const unpu_fc_params_t *p, const int8_t *input,
             if (bias) {
                 acc += bias[oc];
             }
-            acc = unpu_wadd(fc_requantize(p, acc, oc), p->output_offset);
+            acc = unpu_wadd(unpu_ref_fc_requantize(p, acc, oc), p->output_offset);
             output[b * p->out_features + oc] = (int8_t)unpu_clamp_i32(acc, p->act_min, p->act_max);
         }
     }
