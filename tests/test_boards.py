@@ -14,11 +14,14 @@ from omegaconf import OmegaConf
 from helpers import REPO, board_of, compose, extra_board, run_unpu
 from unpu.boards.base import PORTS, Board, adapter_class
 from unpu.boards.catalog import board_config, board_names, runnable_boards
-from unpu.boards.spec import Support
+from unpu.boards import firmware
+from unpu.boards.firmware import kernel_variant
+from unpu.boards.spec import CpuSpec, EmulatedCpuSpec, Support
 from unpu.cli import boards_main
 from unpu.errors import BoardError
 
 BOARDS = board_names()
+QEMU_BOARDS = [n for n in BOARDS if str((board_config(n).adapter or {}).get("_target_", "")).endswith(".QemuBoard")]
 
 
 def test_every_yaml_in_conf_board_is_a_board():
@@ -62,6 +65,17 @@ def test_contract_every_tool_says_where_to_get_it(board):
         assert tool.var is None or re.fullmatch(r"[A-Z][A-Z0-9_]*", tool.var), (board.spec.name, role)
 
 
+def test_contract_emulated_clock_is_the_clock_of_the_board_it_stands_in_for(board):
+    """An emulated core has no cycles: its latency clock is that of the real CPU it stands in for, and
+    cpu.clock_basis names that board (board=<name>), whose YAML gives the very same clock."""
+    if not isinstance(board.spec.cpu, EmulatedCpuSpec):
+        return
+    named = re.findall(r"board=(\w+)", board.spec.cpu.clock_basis)
+    assert named, f"{board.spec.name}: cpu.clock_basis names no board=<name>: {board.spec.cpu.clock_basis!r}"
+    for name in named:
+        assert board_config(name).cpu.clock_hz == board.spec.cpu.clock_hz, (board.spec.name, name)
+
+
 def test_contract_missing_tool_is_one_boarderror_line(board, tmp_path, monkeypatch):
     """With no vendor variable set and nothing on PATH, the board either needs nothing (host) or
     names the first missing piece in one line."""
@@ -97,19 +111,28 @@ defaults:
   - _self_
 name: {name}
 title: "a test board"
-cpu: {{core: cortex-m4f, {clock_key}: 25000000, fpu: true}}
+cpu: {{core: cortex-m4f, {clock_key}: 25000000, {basis}fpu: true}}
 toolchain: {{qemu_machine: mps2-an386}}
 firmware_port: {port}
 """
+BASIS = 'clock_basis: "a test clock", '
 
 
 def test_misspelt_key_fails_in_one_line(tmp_path):
-    text = QEMU_LIKE.format(name="typo", clock_key="clock_hzz", port="qemu_m4")
+    text = QEMU_LIKE.format(name="typo", clock_key="clock_hzz", basis=BASIS, port="qemu_m4")
     out = run_unpu([*extra_board(tmp_path, "typo", text), "model=dscnn"], tmp_path, timeout=120)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines == ["unpu: board=typo: unknown key board.cpu.clock_hzz (not in the QemuSpec contract)"]
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_emulated_board_without_clock_basis_fails_in_one_line(tmp_path):
+    text = QEMU_LIKE.format(name="nobasis", clock_key="clock_hz", basis="", port="qemu_m4")
+    out = run_unpu([*extra_board(tmp_path, "nobasis", text), "model=dscnn"], tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "unpu: board=nobasis: board.cpu.clock_basis is missing (the QemuSpec contract requires it)"]
 
 
 def test_wrong_type_fails_in_one_line(tmp_path):
@@ -120,7 +143,7 @@ def test_wrong_type_fails_in_one_line(tmp_path):
 
 
 def test_missing_port_folder_fails_in_one_line(tmp_path):
-    text = QEMU_LIKE.format(name="noport", clock_key="clock_hz", port="qemu_m99")
+    text = QEMU_LIKE.format(name="noport", clock_key="clock_hz", basis=BASIS, port="qemu_m99")
     out = run_unpu([*extra_board(tmp_path, "noport", text), "model=dscnn"], tmp_path, timeout=120)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
@@ -137,7 +160,7 @@ def test_unpu_boards_lists_every_board(tmp_path, capsys):
     assert [r["board"] for r in rows] == BOARDS
     by_name = {r["board"]: r for r in rows}
     assert by_name["hxwe2"]["npu"] == "ethos-u55-64" and by_name["hxwe2"]["peak_gops"] == pytest.approx(51.2)
-    assert by_name["qemu_m55"]["support"] == "ci" and by_name["qemu_m55"]["clock_mhz"] == 32
+    assert by_name["qemu_m55"]["support"] == "ci" and by_name["qemu_m55"]["clock_mhz"] == 400
     assert by_name["corstone300"]["peak_gops"] == pytest.approx(128.0)   # 2 x 128 MAC x 500 MHz
     assert all(r["power_basis"] for r in rows)
     assert boards_main([]) == 0       # the table, in-process (the subprocess above proved the entry point)
@@ -168,3 +191,49 @@ def test_readme_board_table_covers_conf_board():
 def test_help_lists_every_board():
     out = run_unpu(["--help"], REPO)
     assert "board: " + ", ".join(BOARDS) in out.stdout
+
+
+# ---- kernel variants (docs/codegen.md "Kernel variants") ---------------------------------------------
+
+def _cpu(**keys) -> CpuSpec:
+    return CpuSpec(core="cortex-m55", fpu=True, **keys)
+
+
+@pytest.fixture
+def kernels_tree(tmp_path, monkeypatch):
+    """A kernels folder with ref/ and helium/ only, so the choice does not depend on which variants
+    the repository has today."""
+    for name in ("ref", "helium"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(firmware, "KERNELS", tmp_path)
+    return tmp_path
+
+
+def test_kernel_variant_follows_simd_when_the_folder_exists(kernels_tree):
+    assert kernel_variant(_cpu(simd="helium")) == "helium"
+    assert kernel_variant(_cpu(simd="dsp")) == "ref"      # no dsp/ folder: the reference kernels
+    assert kernel_variant(_cpu(simd=None)) == "ref"
+
+
+def test_kernel_variant_explicit_override_wins(kernels_tree):
+    assert kernel_variant(_cpu(simd="helium", kernels="ref")) == "ref"
+    assert kernel_variant(_cpu(simd=None, kernels="helium")) == "helium"
+
+
+@pytest.mark.parametrize("name", ["dsp", "../ref", "ref extra"])
+def test_kernel_variant_unknown_folder_is_one_line_naming_the_folders(kernels_tree, name):
+    with pytest.raises(BoardError) as exc:
+        kernel_variant(_cpu(simd="helium", kernels=name))
+    text = str(exc.value)
+    assert text == f"board.cpu.kernels={name!r}: no folder firmware/kernels/{name} (there are: helium, ref)"
+
+
+def test_kernel_variant_of_the_repository_boards(tmp_path):
+    """On the real tree, as a run composes it: every QEMU board links the folder named by its SIMD
+    extension if unpu has it, else ref; `board.cpu.kernels=ref` on the command line selects ref."""
+    for name in QEMU_BOARDS:
+        spec = board_of(compose([f"board={name}"], tmp_path)).spec
+        expected = spec.cpu.simd if (firmware.KERNELS / spec.cpu.simd).is_dir() else "ref"
+        assert kernel_variant(spec.cpu) == expected, name
+        forced = board_of(compose([f"board={name}", "board.cpu.kernels=ref"], tmp_path)).spec
+        assert kernel_variant(forced.cpu) == "ref", name

@@ -89,21 +89,28 @@ class Timebase:
 
 class InstructionTimebase(Timebase):
     """An emulator under `-icount shift=0` runs one instruction per nanosecond of virtual time: its
-    timer counts instructions, and latency is that count at the board's nominal clock, assuming one
-    instruction per cycle (labelled `emulated`, never `measured`)."""
+    timer counts instructions, and latency is that count at `clock_hz`, assuming one instruction per
+    cycle (labelled `emulated`, never `measured`). `clock_hz` is not the emulated machine's timer
+    clock (the firmware reports that one, and it only turns ticks into instructions): it is the clock
+    of the real part the emulated core stands in for, and `clock_basis` says which."""
 
     counts = "instructions"
 
-    def __init__(self, nominal_hz: float) -> None:
-        self.nominal_hz = float(nominal_hz)
-        self.method = (f"instructions (QEMU -icount shift=0, SysTick ticks x 1e9 / timer Hz) at the nominal "
-                       f"cpu.clock_hz {int(nominal_hz)} Hz, assuming 1 instruction per cycle")
+    def __init__(self, clock_hz: float, clock_basis: str) -> None:
+        self.clock_hz = float(clock_hz)
+        self.clock_basis = clock_basis
+        self.method = (f"instructions (QEMU -icount shift=0, SysTick ticks x 1e9 / timer Hz) at cpu.clock_hz "
+                       f"{int(clock_hz)} Hz, assuming 1 instruction per cycle")
+
+    def tags(self) -> dict[str, str]:
+        return {"latency.method": self.method, "latency.clock_hz": str(int(self.clock_hz)),
+                "latency.clock_basis": self.clock_basis}
 
     def count(self, cycles: int, timer_hz: float) -> float:
         return cycles * 1e9 / timer_hz
 
     def stage_us(self, cycles: int, timer_hz: float, us_at_device_clock: float) -> float:
-        return self.count(cycles, timer_hz) / self.nominal_hz * 1e6
+        return self.count(cycles, timer_hz) / self.clock_hz * 1e6
 
     def window_us(self, lap_us: float) -> float:
-        return lap_us * 1e3 / self.nominal_hz * 1e6   # virtual µs: 1,000 instructions each
+        return lap_us * 1e3 / self.clock_hz * 1e6   # virtual µs: 1,000 instructions each

@@ -9,8 +9,11 @@ it. Memory comes from the ELF (pyelftools).
 The device is QEMU with `-icount shift=0` (deterministic: 1 instruction = 1 ns of virtual time),
 semihosting (the firmware's exit code is QEMU's) and the UART on a TCP chardev on 127.0.0.1 with
 `nodelay=on`. The firmware reports SysTick ticks (QEMU's DWT cycle counter does not count): the
-timebase turns them into instruction counts, and latency is those counts at the board's nominal
-`cpu.clock_hz`, assuming one instruction per cycle (`emulated`, tag `latency.method`).
+timebase turns them into instruction counts, and latency is those counts at the YAML's `cpu.clock_hz`,
+assuming one instruction per cycle (`emulated`, tags `latency.method`, `latency.clock_hz`,
+`latency.clock_basis`). That clock is not the QEMU machine's SysTick clock (the firmware's `info%`, which
+only turns ticks into instructions): it is the clock of the real part the emulated core stands in for,
+named by `cpu.clock_basis` (docs/emulated.md).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from unpu.boards.firmware import (
     user_cflags,
 )
 from unpu.boards.process import DeviceProcess
-from unpu.boards.spec import BoardSpec, ToolchainSpec
+from unpu.boards.spec import BoardSpec, EmulatedCpuSpec, ToolchainSpec
 from unpu.cache import file_digest, key_of, source_digest
 from unpu.errors import ToolError
 from unpu.graph import inspect_tflite
@@ -67,6 +70,7 @@ class QemuToolchain(ToolchainSpec):
 
 
 class QemuSpec(BoardSpec):
+    cpu: EmulatedCpuSpec
     toolchain: QemuToolchain
     firmware_cflags: List[str] = field(default_factory=list)   # extra -DNAME[=VALUE] (tests: -DUNPU_TEST_HANG)
 
@@ -98,7 +102,10 @@ class QemuBoard(Board):
         check_tools()
 
     def timebase(self, firmware: Firmware) -> Timebase:
-        return InstructionTimebase(self.spec.cpu.clock_hz)
+        return self.instruction_timebase()
+
+    def instruction_timebase(self) -> InstructionTimebase:
+        return InstructionTimebase(self.spec.cpu.clock_hz, self.spec.cpu.clock_basis)
 
     # -- build ---------------------------------------------------------------------------------
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
@@ -118,13 +125,10 @@ class QemuBoard(Board):
                   "kernels": kernel_variant(self.spec.cpu),
                   "firmware.cc": gcc, "firmware.build_id": build_id, "qemu.machine": self.spec.toolchain.qemu_machine,
                   "cache.firmware": "hit" if entry.hit else "miss",
-                  "latency.method": self.timebase_method()},
+                  **self.instruction_timebase().tags()},
             artifacts={"firmware/app.elf": elf, "firmware/size.txt": entry.file("size.txt"),
                        "firmware/app.map": entry.file("app.map"), "firmware/model.json": entry.file("model.json"),
                        "firmware/build.log": entry.file("build.log")})
-
-    def timebase_method(self) -> str:
-        return InstructionTimebase(self.spec.cpu.clock_hz).method
 
     def _build(self, model: QuantizedModel, out: Path, build_id: str, gcc: str) -> dict:
         model_dir = out / "model"

@@ -53,11 +53,20 @@ class AdapterSpec(Spec):
 class CpuSpec(Spec):
     core: str
     clock_hz: Optional[float] = None      # null: the device reports its own timer clock (info%)
+    clock_basis: Optional[str] = None     # where clock_hz comes from, in words (required where it makes latency)
     cores: int = 1
     fpu: bool
     simd: Optional[str] = None            # null (none) | dsp | helium | pulp | rvv | xtensa-pie
     kernels: Optional[str] = None         # firmware/kernels/<this>; null: the folder named by simd, else ref
     peak_ops_s: Optional[float] = None
+
+
+class EmulatedCpuSpec(CpuSpec):
+    """The CPU of a board with no cycle model (an emulator): latency is its instruction count at
+    `clock_hz`, so the YAML must give that clock and say why it is that number (docs/emulated.md)."""
+
+    clock_hz: float                       # the clock instructions are turned into µs at
+    clock_basis: str                      # e.g. "the Cortex-M55 of board=hxwe2 (400 MHz, its YAML)"
 
 
 class NpuSpec(Spec):
