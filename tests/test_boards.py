@@ -203,7 +203,7 @@ def _cpu(**keys) -> CpuSpec:
 def kernels_tree(tmp_path, monkeypatch):
     """A kernels folder with ref/ and helium/ only, so the choice does not depend on which variants
     the repository has today."""
-    for name in ("ref", "helium"):
+    for name in ("ref", "helium", "check"):
         (tmp_path / name).mkdir()
     monkeypatch.setattr(firmware, "KERNELS", tmp_path)
     return tmp_path
@@ -220,7 +220,7 @@ def test_kernel_variant_explicit_override_wins(kernels_tree):
     assert kernel_variant(_cpu(simd=None, kernels="helium")) == "helium"
 
 
-@pytest.mark.parametrize("name", ["dsp", "../ref", "ref extra"])
+@pytest.mark.parametrize("name", ["dsp", "../ref", "ref extra", "check"])
 def test_kernel_variant_unknown_folder_is_one_line_naming_the_folders(kernels_tree, name):
     with pytest.raises(BoardError) as exc:
         kernel_variant(_cpu(simd="helium", kernels=name))

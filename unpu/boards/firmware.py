@@ -112,12 +112,15 @@ def kernel_sources() -> list[Path]:
     return sorted((KERNELS / "ref").glob("*.c"))
 
 
+NOT_VARIANTS = {"check"}   # firmware/kernels/check is the variants' property checker (its own main)
+
+
 def kernel_variant(cpu: CpuSpec) -> str:
     """The kernel folder a board's firmware links over the reference kernels: board.cpu.kernels, or
     the one named by its SIMD extension when unpu has it (helium, dsp), else `ref` (docs/codegen.md)."""
     chosen = cpu.kernels or (cpu.simd if cpu.simd and (KERNELS / cpu.simd).is_dir() else "ref")
-    if not _MAKE_SAFE.fullmatch(chosen) or not (KERNELS / chosen).is_dir():
-        have = sorted(d.name for d in KERNELS.iterdir() if d.is_dir())
+    if not _MAKE_SAFE.fullmatch(chosen) or chosen in NOT_VARIANTS or not (KERNELS / chosen).is_dir():
+        have = sorted(d.name for d in KERNELS.iterdir() if d.is_dir() and d.name not in NOT_VARIANTS)
         raise BoardError(f"board.cpu.kernels={chosen!r}: no folder firmware/kernels/{chosen} (there are: {', '.join(have)})")
     return chosen
 
