@@ -99,8 +99,8 @@ def _num(value: float | None, digits: int = 0) -> str:
 def table(rows: list[Row], tflm_arena: dict[str, float], boards: list[str], models: list[str]) -> tuple[str, bool]:
     """The markdown table, and whether every run finished bit-exact."""
     by_key = {(r.board, r.model, r.override): r for r in rows}
-    lines = ["| board | model | kernels | instructions/inference | instr/MAC | arena B | flash B | TFLM arena B (host) "
-             "| max diff LSB | ref / default |", "|" + "---|" * 10]
+    lines = ["| board | model | kernels | instructions/inference | instr/MAC | arena B | RAM B | flash B "
+             "| TFLM arena B (host) | max diff LSB | ref / default |", "|" + "---|" * 11]
     ok = True
     for board in boards:
         default = default_variant(board)
@@ -113,7 +113,7 @@ def table(rows: list[Row], tflm_arena: dict[str, float], boards: list[str], mode
                 if row is None or row.status != "FINISHED":
                     ok = False
                     why = "no run" if row is None else f"{row.status}: {row.error[:120]}"
-                    lines.append(f"| {board} | {model} | {label} | {why} |" + " |" * 6)
+                    lines.append(f"| {board} | {model} | {label} | {why} |" + " |" * 7)
                     continue
                 m = row.metrics
                 diff = m.get("validation/max_abs_diff_lsb")
@@ -125,7 +125,7 @@ def table(rows: list[Row], tflm_arena: dict[str, float], boards: list[str], mode
                     ratio = f"{base.metrics['instructions/inference'] / instr:.2f}"
                     ratio += " (same kernels)" if row.kernels == "ref" else ""
                 lines.append(f"| {board} | {model} | {label} | {_num(instr)} | {_num(per_mac, 2)} "
-                             f"| {_num(m.get('memory/arena'))} | {_num(m.get('memory/flash'))} "
+                             f"| {_num(m.get('memory/arena'))} | {_num(m.get('memory/ram'))} | {_num(m.get('memory/flash'))} "
                              f"| {_num(tflm_arena.get(model))} | {_num(diff)} | {ratio} |")
     return "\n".join(lines), ok
 
@@ -146,6 +146,8 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("UNPU_CACHE_DIR") or REPO / ".unpu_cache"),
                         help="unpu's cache (default: $UNPU_CACHE_DIR, else .unpu_cache of the repository)")
     parser.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS.relative_to(REPO)}")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing: the table from the runs already in --workdir's store")
     args = parser.parse_args()
     boards, models = args.boards.split(","), args.models.split(",")
     unknown = sorted(set(boards) - set(emulated_boards()))
@@ -155,8 +157,12 @@ def main() -> int:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         jobs = len(boards) * len(models)
-        sweep(workdir, args.cache.resolve(), [f"board={','.join(boards)}", f"model={','.join(models)}", "board.cpu.kernels=null,ref"], 2 * jobs)
-        sweep(workdir, args.cache.resolve(), ["board=host", f"model={','.join(models)}"], len(models))
+        if args.table_only and not args.workdir:
+            parser.error("--table-only needs the --workdir of an earlier run")
+        if not args.table_only:
+            sweep(workdir, args.cache.resolve(), [f"board={','.join(boards)}", f"model={','.join(models)}",
+                                                  "board.cpu.kernels=null,ref"], 2 * jobs)
+            sweep(workdir, args.cache.resolve(), ["board=host", f"model={','.join(models)}"], len(models))
         runs = [as_row(r) for r in job_runs(workdir)]
     tflm = {r.model: r.metrics.get("memory/arena") for r in runs if r.board == "host" and r.status == "FINISHED"}
     body, ok = table([r for r in runs if r.board != "host"], tflm, boards, models)
