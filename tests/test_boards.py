@@ -153,6 +153,7 @@ def test_missing_port_folder_fails_in_one_line(tmp_path):
 
 # ---- the board list, from conf/ ---------------------------------------------------------------------
 
+@pytest.mark.slow   # over 5 s: the developers' fast tier stays under 3 minutes
 def test_unpu_boards_lists_every_board(tmp_path, capsys):
     out = run_unpu(["boards", "--json"], tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -175,6 +175,7 @@ def test_two_first_runs_at_once_share_a_new_store(tmp_path, tiny):
 
 # -- refused in one line, before anything is recorded -------------------------------------------------
 
+@pytest.mark.slow   # over 5 s: the developers' fast tier stays under 3 minutes
 def test_a_sweep_hydra_would_refuse_halfway_is_refused_whole(tmp_path, softmax_tflite):
     out = run_unpu(["-m", *TINY, f"model.path={softmax_tflite}", "quant=int8,int4"], tmp_path, timeout=300)
     assert out.returncode == 2
@@ -223,6 +224,7 @@ def test_bad_bench_value_is_one_line(tmp_path, tiny, override, says):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow   # over 5 s: the developers' fast tier stays under 3 minutes
 def test_resume_needs_a_sweep_and_a_known_parent(tmp_path, tiny):
     single = run_unpu([*tiny, "+resume=0123abcd"], tmp_path, timeout=120)
     assert single.returncode == 2
