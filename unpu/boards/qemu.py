@@ -110,19 +110,20 @@ class QemuBoard(Board):
     # -- build ---------------------------------------------------------------------------------
     def build(self, model: QuantizedModel, workdir: Path) -> Firmware:
         gcc = _run(["arm-none-eabi-gcc", "--version"]).splitlines()[0]
+        kernels = kernel_variant(self.spec.cpu)
         parts = {"model": model.digest, "post": self.context.post, "model_id": self.context.model_id,
-                 "port": self.spec.firmware_port, "kernels": kernel_variant(self.spec.cpu),
+                 "port": self.spec.firmware_port, "kernels": kernels,
                  "cflags": user_cflags(self.spec.firmware_cflags), "gcc": gcc,
                  "firmware": firmware_digest(),
                  "code": source_digest("unpu.codegen", "unpu.boards.qemu", "unpu.boards.firmware")}
         build_id = key_of(parts)[:12]
-        entry = self.context.cache.get_or_make("qemu_firmware", parts, lambda d: self._build(model, d, build_id, gcc))
+        entry = self.context.cache.get_or_make("qemu_firmware", parts, lambda d: self._build(model, d, build_id, gcc, kernels))
         elf = entry.file("app.elf")
         return Firmware(
             image=elf, digest=file_digest(elf), build_id=build_id, arena_bytes=int(entry.meta()["memory"]["memory/arena"]),
             metrics=dict(entry.meta()["memory"]),
             tags={"arena.method": "static plan (unpu.codegen)", "firmware.port": self.spec.firmware_port,
-                  "kernels": kernel_variant(self.spec.cpu),
+                  "kernels": kernels,
                   "firmware.cc": gcc, "firmware.build_id": build_id, "qemu.machine": self.spec.toolchain.qemu_machine,
                   "cache.firmware": "hit" if entry.hit else "miss",
                   **self.instruction_timebase().tags()},
@@ -130,7 +131,7 @@ class QemuBoard(Board):
                        "firmware/app.map": entry.file("app.map"), "firmware/model.json": entry.file("model.json"),
                        "firmware/build.log": entry.file("build.log")})
 
-    def _build(self, model: QuantizedModel, out: Path, build_id: str, gcc: str) -> dict:
+    def _build(self, model: QuantizedModel, out: Path, build_id: str, gcc: str, kernels: str) -> dict:
         model_dir = out / "model"
         data = model.path.read_bytes()
         generate_model(data, model_dir)
@@ -139,7 +140,7 @@ class QemuBoard(Board):
         build_dir = out / "build"
         cflags = as_cflags(defines, for_make=True) + user_cflags(self.spec.firmware_cflags)
         cmd = port_make_command(self.port_dir, {"BUILD_DIR": build_dir.name, "MODEL_DIR": model_dir.name,
-                                                "BUILD_ID": build_id, "KERNELS": kernel_variant(self.spec.cpu),
+                                                "BUILD_ID": build_id, "KERNELS": kernels,
                                                 "EXTRA_CFLAGS": " ".join(cflags)})
         try:
             with firmware_tree(out):  # make sees relative paths only (unpu.boards.firmware)
